@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything this project needs on a Debian/Ubuntu machine:
+# system packages (sudo only when not root), a virtual environment in .venv,
+# and the Python packages of requirements.txt. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(ffmpeg sox libsox-fmt-all libsndfile1 espeak-ng fluidsynth fluid-soundfont-gm)
+PYTHON="${PYTHON:-python3}"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing system packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "creating virtual environment .venv"
+    if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        "$PYTHON" -m venv .venv
+    fi
+fi
+echo "installing Python packages into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
+echo "ready: .venv/bin/python melodyExtraction_NS.py -p audio/"

@@ -1,0 +1,46 @@
+"""User-facing errors and the CLI wrapper that turns them into one line.
+
+Every script raises :class:`MelodyError` for a problem the user can fix (bad
+input, missing weights, unwritable folder...). ``run_cli`` prints it as a
+single ``error: ...`` line and exits non-zero; only ``--debug`` shows a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Callable, Sequence
+
+
+class MelodyError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+
+def one_line(message: object) -> str:
+    """Collapse an exception message to a single line."""
+    return " ".join(str(message).split())
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Run ``main(argv)`` and exit with its code; one-line errors unless ``--debug``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        code = main(args)
+    except MelodyError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are kept; rerun with --skip-existing to resume",
+              file=sys.stderr)
+        code = 130
+    except Exception as error:  # a bug, not bad input: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"error: unexpected {type(error).__name__}: {one_line(error)} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,256 @@
+"""Vocal melody extraction with the teacher-student CRNN (Kum et al., ISMIR 2020).
+
+Command line (compatible with the original ``melodyExtraction_NS.py``)::
+
+    python melodyExtraction_NS.py -p song.mp3 -o results/
+    python melodyExtraction_NS.py -p music/ "more/*.flac" --median-filter 5
+
+writes ``results/pitch_song.mp3.txt``: one line per 10 ms frame,
+``time f0`` (``"%.2f %.4f"``, 0 Hz = no voice).
+
+Python::
+
+    from melodyExtraction_NS import extract_melody
+    times, f0, confidence = extract_melody("song.mp3")
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import featureExtraction as features
+from melody import labels
+from melody.bundle import Bundle, read_bundle
+from melody.errors import MelodyError, one_line, run_cli
+from melody.fileio import ensure_output_dir, find_audio_files
+from melody.writers import FORMATS, output_path, write_melody
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "melody_crnn.npz"
+"""The shipped model, used when no ``-w`` is given."""
+DEFAULT_BATCH_SIZE = 64
+"""Windows per model call: large enough for throughput, small enough for flat memory."""
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow prints start-up noise to stderr at import; keep it out of the user's way
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def select_devices(gpu_index: str | None) -> None:
+    """Restrict TensorFlow to the GPUs in ``gpu_index`` (e.g. ``"0"`` or ``"0,1"``); CPU when None.
+
+    Must run before TensorFlow is imported.
+    """
+    os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu_index is None else str(gpu_index)
+
+
+class MelodyExtractor:
+    """A loaded model, reused for every file of a batch.
+
+    ``weights`` is a bundle path (see :mod:`melody.bundle`) or an already
+    read :class:`Bundle`.
+    """
+
+    def __init__(self, weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.bundle = weights if isinstance(weights, Bundle) else read_bundle(
+            weights, expected_features=features.FEATURE_DEFINITION)
+        expected_shape = (features.WINDOW_FRAMES, features.N_BINS)
+        if self.bundle.mean.shape != expected_shape:
+            raise MelodyError(f"{self.bundle.path}: normalisation statistics have shape "
+                              f"{self.bundle.mean.shape}, expected {expected_shape}")
+        if batch_size < 1:
+            raise MelodyError(f"batch size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        """The Keras model, built on first use (importing TensorFlow only then)."""
+        if self._model is None:
+            _quiet_tensorflow()
+            from model import model_from_bundle
+
+            self._model = model_from_bundle(self.bundle)
+        return self._model
+
+    def activations(self, audio: np.ndarray) -> np.ndarray:
+        """Per-frame softmax, shape (n_frames, 442), for mono 8 kHz audio."""
+        windows, n_frames = features.feature_windows(audio)
+        windows = features.normalize(windows, self.bundle.mean, self.bundle.std)[..., None]
+        outputs = [np.asarray(self.model(windows[start:start + self.batch_size], training=False))
+                   for start in range(0, len(windows), self.batch_size)]
+        return np.concatenate(outputs, axis=0).reshape(-1, labels.N_CLASSES)[:n_frames]
+
+
+def decode(activations: np.ndarray, median_filter: int = 0, subbin: bool = False,
+           voicing_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a per-frame softmax (n_frames, 442) into f0 in Hz and a voicing confidence.
+
+    - Voicing: a frame is voiced when its most probable class is a pitch
+      (the paper's rule), or, with ``voicing_threshold``, when the voicing
+      probability ``1 - p(no voice)`` reaches the threshold.
+    - Pitch: the most probable pitch class; with ``subbin`` the
+      probability-weighted mean pitch of the classes around it.
+    - ``median_filter``: odd kernel size of a median filter over the f0
+      track (the authors' evaluation used 5); 0 or 1 for none.
+
+    Returns ``(f0_hz, confidence)``, confidence being the voicing probability.
+    """
+    activations = np.asarray(activations, dtype=np.float32)
+    confidence = 1.0 - activations[:, 0]
+    if voicing_threshold is None:
+        classes = np.argmax(activations, axis=1)
+    else:
+        pitch_classes = 1 + np.argmax(activations[:, 1:], axis=1)
+        classes = np.where(confidence >= voicing_threshold, pitch_classes, 0)
+    f0 = labels.weighted_pitch(activations, classes) if subbin else labels.class_to_f0(classes)
+    if median_filter > 1:
+        from scipy.signal import medfilt
+
+        f0 = medfilt(f0, median_filter)
+    return f0.astype(np.float64), confidence.astype(np.float64)
+
+
+def prepare_audio(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+    """A path, or an array with its sample rate, as mono float32 at 8 kHz."""
+    if isinstance(audio, (str, os.PathLike)):
+        return features.load_audio(audio)
+    if sample_rate is None:
+        raise MelodyError("a sample_rate is needed when audio is given as an array")
+    return features.to_model_rate(np.asarray(audio), int(sample_rate), name="audio array")
+
+
+def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
+                   weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
+                   median_filter: int = 0, subbin: bool = False,
+                   voicing_threshold: float | None = None,
+                   extractor: MelodyExtractor | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vocal melody of a song: ``(times, f0, confidence)``, one value per 10 ms frame.
+
+    ``audio`` is a file path or a numpy array (samples, or samples x
+    channels) with its ``sample_rate``. ``times`` are frame centres (0.00,
+    0.01, ...) covering exactly the audio, ``f0`` is in Hz with 0 for no
+    voice, ``confidence`` is the model's voicing probability. Pass an
+    ``extractor`` to reuse a loaded model across calls.
+    """
+    samples = prepare_audio(audio, sample_rate)
+    n_frames = features.n_frames_for(samples.size)
+    times = features.frame_times(n_frames)
+    if not np.any(samples):
+        # power_to_db(ref=max) turns digital silence into a flat 0 dB (loudest)
+        # spectrogram the model never saw; silence has no voice by definition
+        return times, np.zeros(n_frames), np.zeros(n_frames)
+    extractor = extractor or MelodyExtractor(weights)
+    f0, confidence = decode(extractor.activations(samples), median_filter, subbin, voicing_threshold)
+    return times, f0, confidence
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _median_kernel(text: str) -> int:
+    value = int(text)
+    if value < 0 or (value > 1 and value % 2 == 0):
+        raise argparse.ArgumentTypeError(f"median filter size must be 0 or an odd number, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"voicing threshold must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (original options first)."""
+    parser = argparse.ArgumentParser(
+        prog="melodyExtraction_NS.py",
+        description="Extract the vocal melody (f0 every 10 ms) of songs.")
+    parser.add_argument("-p", "--filepath", nargs="+", required=True, metavar="PATH",
+                        help="audio files, folders or glob patterns")
+    parser.add_argument("-o", "--output_dir", default="./results/",
+                        help="folder for pitch_NAME.EXT.txt files (default: ./results/)")
+    parser.add_argument("-gpu", "--gpu_index", default=None,
+                        help="GPU index (e.g. 0 or 0,1); CPU when omitted")
+    parser.add_argument("-w", "--weights", default=str(DEFAULT_WEIGHTS),
+                        help="weights bundle (.npz; default: the shipped weights)")
+    parser.add_argument("--median-filter", type=_median_kernel, default=0, metavar="N",
+                        help="median-filter the f0 track with an odd kernel N (authors' evaluation: 5)")
+    parser.add_argument("--subbin", action="store_true",
+                        help="sub-bin f0: softmax-weighted mean pitch around the most probable class")
+    parser.add_argument("--voicing-threshold", type=_probability, default=None, metavar="P",
+                        help="voiced when 1 - p(no voice) >= P (default: argmax over all classes)")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="txt",
+                        help="output format: txt (original), csv (time,frequency,confidence), json")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                        help="windows of 31 frames per model call")
+    parser.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip inputs whose output file exists (resume an interrupted batch)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 all written, 1 any failure)."""
+    args = build_parser().parse_args(argv)
+    select_devices(args.gpu_index)
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size)
+    inputs = find_audio_files(args.filepath, recursive=args.recursive)
+    output_dir = ensure_output_dir(args.output_dir)
+
+    from tqdm import tqdm
+
+    written, skipped, failures = 0, 0, []
+    progress = tqdm(inputs, unit="file", disable=args.quiet or len(inputs) < 2, file=sys.stderr)
+    for path in progress:
+        target = output_path(path, output_dir, args.format)
+        if args.skip_existing and target.exists():
+            skipped += 1
+            continue
+        progress.set_postfix_str(path.name, refresh=False)
+        try:
+            times, f0, confidence = extract_melody(
+                path, median_filter=args.median_filter, subbin=args.subbin,
+                voicing_threshold=args.voicing_threshold, extractor=extractor)
+            write_melody(target, times, f0, confidence, args.format)
+            written += 1
+        except Exception as error:  # one bad file must not cost the rest of the batch
+            if args.debug:
+                raise
+            failures.append(path)
+            detail = one_line(error) if isinstance(error, MelodyError) else (
+                f"{path}: unexpected {type(error).__name__}: {one_line(error)}")
+            progress.write(f"error: {detail}", file=sys.stderr)
+    if not args.quiet:
+        summary = f"wrote {written} of {len(inputs)} melody files to {output_dir}"
+        if skipped:
+            summary += f", skipped {skipped} existing"
+        if failures:
+            summary += f", {len(failures)} failed"
+        print(summary, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,58 @@
+"""Shared fixtures: synthetic tones, tiny weights bundles, paths to shared data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TINY_MODEL = {"filters": [4, 4, 4, 4], "lstm_units": 4}
+
+
+def harmonic_tone(f0: float, seconds: float, rate: int, n_harmonics: int = 6,
+                  amplitude: float = 0.3) -> np.ndarray:
+    """A steady harmonic tone (1/h amplitudes) of known pitch, float32."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    tone = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, n_harmonics + 1)
+               if h * f0 < rate / 2)
+    return (amplitude * tone / np.max(np.abs(tone))).astype(np.float32)
+
+
+def save_random_bundle(path: Path, model_args: dict | None = None, seed: int = 0) -> Path:
+    """A weights bundle with randomly initialised weights (the CLI cannot tell the difference)."""
+    import keras
+
+    import featureExtraction as features
+    from melody.bundle import save_bundle
+    from model import build_model
+
+    keras.utils.set_random_seed(seed)
+    args = dict(TINY_MODEL if model_args is None else model_args)
+    net = build_model(**args)
+    mean = np.full((features.WINDOW_FRAMES, features.N_BINS), -40.0, np.float32)
+    std = np.full_like(mean, 20.0)
+    return save_bundle(path, net.get_weights(), mean, std,
+                       {"model": args, "features": features.FEATURE_DEFINITION})
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A randomly initialised width-reduced model bundle, saved once per session."""
+    return save_random_bundle(tmp_path_factory.mktemp("weights") / "tiny.npz")
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    import soundfile
+
+    soundfile.write(str(path), samples, rate)
+    return path

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+import evaluate
+from melody.errors import MelodyError
+from melody.readers import read_f0
+
+
+def hand_made_pair():
+    """100 frames: 50 voiced at 220 Hz then 50 unvoiced.
+
+    The estimate gets 40 voiced frames right, 10 an octave too high (chroma
+    right, pitch wrong) and voices 10 of the unvoiced frames, so:
+    VR = 50/50, VFA = 10/50, RPA = 40/50, RCA = 50/50, OA = (40 + 40)/100.
+    """
+    times = np.arange(100) * 0.01
+    ref = np.where(np.arange(100) < 50, 220.0, 0.0)
+    est = ref.copy()
+    est[40:50] = 440.0
+    est[60:70] = 220.0
+    return times, ref, est
+
+
+EXPECTED = {"VR": 1.0, "VFA": 0.2, "RPA": 0.8, "RCA": 1.0, "OA": 0.8}
+
+
+def write_pair(tmp_path, ref_name="song_MELODY2.csv", est_name="pitch_song.wav.txt"):
+    times, ref, est = hand_made_pair()
+    ref_path = tmp_path / "ref" / ref_name
+    est_path = tmp_path / "est" / est_name
+    ref_path.parent.mkdir(exist_ok=True)
+    est_path.parent.mkdir(exist_ok=True)
+    ref_path.write_text("".join(f"{t:.2f},{f:.4f}\n" for t, f in zip(times, ref)))
+    est_path.write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, est)))
+    return ref_path, est_path
+
+
+def test_metric_values_on_a_hand_made_pair(tmp_path):
+    ref_path, est_path = write_pair(tmp_path)
+    [(key, scores)] = evaluate.evaluate_files(evaluate.match_files(ref_path, est_path))
+    assert key == "song"
+    for name, value in EXPECTED.items():
+        assert scores[name] == pytest.approx(value), name
+
+
+def test_perfect_estimate_scores_one(tmp_path):
+    from melody.metrics import melody_scores
+
+    times, ref, _ = hand_made_pair()
+    scores = melody_scores(times, ref, times, ref * 2 ** (40 / 1200))  # 40 cents off: within 50
+    assert scores["OA"] == pytest.approx(1.0) and scores["VFA"] == 0.0
+
+
+def test_folders_mean_and_csv(tmp_path, capsys):
+    write_pair(tmp_path, "a_MELODY2.csv", "pitch_a.wav.txt")
+    times, ref, _ = hand_made_pair()
+    (tmp_path / "ref" / "bREF.txt").write_text("".join(f"{t:.3f}\t{f}\n" for t, f in zip(times, ref)))
+    (tmp_path / "est" / "pitch_b.mp3.txt").write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, ref)))
+    csv_path = tmp_path / "scores.csv"
+    assert evaluate.main([str(tmp_path / "ref"), str(tmp_path / "est"), "--csv", str(csv_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["track", "VR", "VFA", "RPA", "RCA", "OA"]
+    rows = csv_path.read_text().splitlines()
+    assert rows[1].startswith("a,") and rows[2].startswith("b,")
+    mean = rows[3].split(",")
+    assert mean[0] == "mean (2 tracks)"
+    assert float(mean[3]) == pytest.approx((0.8 + 1.0) / 2)  # RPA
+    assert float(mean[5]) == pytest.approx((0.8 + 1.0) / 2)  # OA
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("pitch_song.wav.txt", "song"), ("song_MELODY2.csv", "song"), ("songREF.txt", "song"),
+    ("song_f0.csv", "song"), ("song.csv", "song"), ("pitch_my.song.mp3.csv", "my.song"),
+])
+def test_track_keys(name, expected):
+    assert evaluate.track_key(name) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0.0 100 1\n0.01 100 1\n", "expected 2 columns"),
+    ("0.0 100\n0.02 100\n0.01 100\n", "not increasing"),
+    ("0.0 abc\n", "non-numeric"),
+    ("", "no f0 values"),
+    ("0.0 nan\n", "NaN"),
+])
+def test_bad_reference_files(tmp_path, text, message):
+    path = tmp_path / "ref.txt"
+    path.write_text(text)
+    with pytest.raises(MelodyError, match=message):
+        read_f0(path)
+
+
+def test_reads_headers_and_our_csv(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("time,frequency,confidence\n0.00,0.0000,0.1\n0.01,220.0000,0.9\n")
+    times, f0 = read_f0(path)
+    assert times.tolist() == [0.0, 0.01] and f0.tolist() == [0.0, 220.0]
+    path.write_text("time,f0_hz\n0.0,-100\n0.005,110\n")
+    assert read_f0(path)[1].tolist() == [0.0, 110.0]  # negative = unvoiced
+
+
+def test_unmatched_folders_explain(tmp_path):
+    write_pair(tmp_path, "a_MELODY2.csv", "pitch_zzz.wav.txt")
+    with pytest.raises(MelodyError, match="names must match"):
+        evaluate.match_files(tmp_path / "ref", tmp_path / "est")
