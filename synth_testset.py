@@ -2,6 +2,12 @@
 
 Modes:
 
+- ``anasyn`` (the paper's method): a vocal stem is analysed with WORLD
+  (gated harvest f0, envelope, aperiodicity), resynthesized with exactly
+  that f0 and remixed with its accompaniment.
+- ``compose``: a training corpus (train/val/test splits, manifest.csv) of
+  new melodies sung with real voices, and of real singing re-sung with
+  transposed f0, over real and soundfont accompaniment.
 - ``demo``: the project's demo song (``audio/demo_song.wav`` and its label),
   made only from material the project may redistribute: an espeak-ng voice
   shaped by WORLD onto a public-domain melody, with soundfont accompaniment.
@@ -14,20 +20,29 @@ produces for the mix.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 import featureExtraction as features
-from melody import world
+from melody import labels, world
+from melody.audio import load_audio
+from melody.cache import ArrayCache
 from melody.contours import Note, expressive_f0
 from melody.errors import MelodyError, run_cli
-from melody.fileio import atomic_path, ensure_output_dir, write_text_atomic
+from melody.fileio import AUDIO_EXTENSIONS, atomic_path, ensure_output_dir, write_text_atomic
+from melody.melodies import Song, random_song
 from melody.singing import sing
 from melody.soundfont import Track, render
 
@@ -170,6 +185,414 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- anasyn (the paper's method)
+
+def read_streams(path: Path, streams: Sequence[int], sample_rate: int) -> np.ndarray:
+    """Sum of the given audio streams of a file, mono at ``sample_rate``."""
+    parts = [load_audio(path, sample_rate, stream) for stream in streams]
+    n = min(len(p) for p in parts)
+    if max(len(p) for p in parts) - n > sample_rate // 10:
+        raise MelodyError(f"{path}: streams {list(streams)} differ in length")
+    return np.sum([p[:n] for p in parts], axis=0).astype(np.float32)
+
+
+def anasyn(vocal: np.ndarray, accompaniment: np.ndarray | None, sample_rate: int,
+           ratio_db: float | None = None, transpose: float = 0.0, name: str = "vocal",
+           rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Analysis-synthesis of a vocal stem: ``(mix, resynthesized vocal, label on the 10 ms grid)``.
+
+    The vocal is analysed with WORLD (gated harvest f0, CheapTrick, D4C),
+    resynthesized with exactly that f0 (optionally transposed by
+    ``transpose`` semitones, envelope kept) and mixed with the accompaniment
+    at the original vocal level, or at ``ratio_db`` vocal-to-accompaniment.
+    """
+    analysis = world.analyse(vocal, sample_rate)
+    if analysis.voiced.mean() < 0.01:
+        raise MelodyError(f"{name}: no voice found in the vocal stem "
+                          f"({analysis.voiced.sum()} voiced frames of {len(analysis.f0)})")
+    f0 = analysis.f0 * 2.0 ** (transpose / 12.0)
+    f0 = np.where(labels.f0_to_class(f0) > 0, f0, 0.0)  # outside the label range: unvoiced
+    resynth = world.synthesize(f0, analysis.sp, analysis.ap, sample_rate, analysis.frame_period)[:len(vocal)]
+    resynth = np.pad(resynth, (0, len(vocal) - len(resynth)))
+    active = voice_active(f0, analysis.frame_period, len(resynth), sample_rate)
+    resynth *= 10.0 ** ((rms_db(vocal, active) - rms_db(resynth, active)) / 20.0)  # original level
+    if accompaniment is None:
+        mix = resynth
+    elif ratio_db is None:
+        mix = resynth + accompaniment[:len(resynth)]
+    else:
+        mix, _ = mix_at_ratio(resynth, accompaniment, ratio_db, active, peak=2.0)
+    peak = max(np.max(np.abs(mix)), 1e-9)
+    scale = min(1.0, 0.95 / peak)  # avoid clipping, keep relative levels
+    return ((mix * scale).astype(np.float32), (resynth * scale).astype(np.float32),
+            label_frames(f0, analysis.frame_period, len(mix), sample_rate))
+
+
+def run_anasyn(args: argparse.Namespace) -> int:
+    vocal_path = Path(args.vocal)
+    rate = args.sample_rate
+    vocal = load_audio(vocal_path, rate, args.vocal_stream)
+    accompaniment = None
+    if args.accompaniment or args.accompaniment_streams:
+        accompaniment_path = Path(args.accompaniment or args.vocal)
+        streams = [int(s) for s in (args.accompaniment_streams or "0").split(",")]
+        accompaniment = read_streams(accompaniment_path, streams, rate)
+        if not args.loop_accompaniment:
+            difference = abs(len(accompaniment) - len(vocal)) / rate
+            if difference > 0.1:
+                raise MelodyError(f"vocal ({len(vocal) / rate:.2f} s) and accompaniment "
+                                  f"({len(accompaniment) / rate:.2f} s) differ in length; "
+                                  "pass --loop-accompaniment to loop or cut the accompaniment")
+        accompaniment = np.resize(accompaniment, len(vocal))
+    output_dir = ensure_output_dir(args.output_dir)
+    name = args.name or vocal_path.name.split(".")[0]
+    mix, resynth, label = anasyn(vocal, accompaniment, rate, args.ratio_db, args.transpose, str(vocal_path))
+    write_audio(output_dir / f"{name}_mix.wav", mix, rate)
+    write_audio(output_dir / f"{name}_vocal.wav", resynth, rate)
+    write_text_atomic(output_dir / f"{name}.f0.txt", format_label(label))
+    print(f"wrote {name}_mix.wav, {name}_vocal.wav and {name}.f0.txt to {output_dir} "
+          f"({len(mix) / rate:.1f} s, {np.mean(label > 0):.0%} voiced)", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- compose (training corpus)
+
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+DEFAULT_VOICE_DIRS = (SHARED_DATA / "voice", SHARED_DATA / "voice_research")
+DEFAULT_ACCOMPANIMENT_DIRS = (SHARED_DATA / "accompaniment",)
+HELD_OUT_VOICES = {"test": ("vocadito_1", "csd_drmeter_fixture"),
+                   "val": ("vocadito_14", "dcs_libf0_excerpt", "smstools_freesound_singing")}
+"""Voice groups (file stems or folder names) kept out of training. vocadito_1 has a human label."""
+HELD_OUT_ACCOMPANIMENT = {"test": ("Brahms",), "val": ()}
+DISTRACTOR_PATTERN = "trumpet"
+"""Accompaniment recordings with a melodic non-vocal lead: mixed in, labeled unvoiced."""
+SPEECH_PATTERN = "speech"
+SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+CHORD_PROGRAMS = (0, 1, 4, 5, 16, 19, 24, 25, 26, 27, 46, 48, 49, 50, 88, 89, 90, 94)
+BASS_PROGRAMS = (32, 33, 34, 35, 38, 39, 43)
+LEAD_PROGRAMS = (40, 41, 56, 57, 60, 64, 65, 66, 68, 71, 73, 74, 80, 81)
+"""Non-vocal melody instruments (violin, trumpet, sax, flute, synth leads...)."""
+
+
+@dataclass
+class VoiceSource:
+    """One voice recording and the group (singer/folder) it belongs to."""
+
+    path: Path
+    group: str
+    speech: bool
+
+
+@dataclass
+class Sources:
+    """What the corpus is made from, per split."""
+
+    voices: dict[str, list[VoiceSource]]
+    accompaniments: dict[str, list[Path]]
+    distractors: list[Path]
+
+
+def _group_of(path: Path, root: Path) -> str:
+    relative = path.relative_to(root)
+    return relative.parts[0] if len(relative.parts) > 1 else path.name.split(".")[0]
+
+
+def _held_out_split(name: str, table: dict[str, tuple[str, ...]]) -> str:
+    for split, patterns in table.items():
+        if any(pattern.lower() in name.lower() for pattern in patterns):
+            return split
+    return "train"
+
+
+def discover_sources(voice_dirs: Sequence[Path], accompaniment_dirs: Sequence[Path]) -> Sources:
+    """Voices and accompaniments per split; groups never straddle splits."""
+    voices: dict[str, list[VoiceSource]] = {split: [] for split in SPLITS}
+    for root in voice_dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise MelodyError(f"voice folder {root} not found")
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+                group = _group_of(path, root)
+                voices[_held_out_split(group, HELD_OUT_VOICES)].append(
+                    VoiceSource(path, group, SPEECH_PATTERN in path.name.lower()))
+    accompaniments: dict[str, list[Path]] = {split: [] for split in SPLITS}
+    distractors = []
+    for root in accompaniment_dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise MelodyError(f"accompaniment folder {root} not found")
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS):
+            if DISTRACTOR_PATTERN in path.name.lower():
+                distractors.append(path)
+            else:
+                accompaniments[_held_out_split(path.name, HELD_OUT_ACCOMPANIMENT)].append(path)
+    if not voices["train"]:
+        raise MelodyError("no training voices found")
+    return Sources(voices, accompaniments, distractors)
+
+
+class SourceCache:
+    """Per-process cache of voice analyses and decoded accompaniments."""
+
+    def __init__(self, cache_dir: Path, sample_rate: int) -> None:
+        self.world_cache = ArrayCache(cache_dir / "world")
+        self.sample_rate = sample_rate
+        self._voices: dict[Path, world.WorldAnalysis] = {}
+        self._audio: dict[Path, np.ndarray] = {}
+
+    def voice(self, path: Path) -> world.WorldAnalysis:
+        if path not in self._voices:
+            if len(self._voices) > 24:
+                self._voices.pop(next(iter(self._voices)))
+            self._voices[path] = world.analyse_file(path, self.sample_rate, self.world_cache)
+        return self._voices[path]
+
+    def audio(self, path: Path) -> np.ndarray:
+        if path not in self._audio:
+            self._audio[path] = load_audio(path, self.sample_rate)
+        return self._audio[path]
+
+
+def _register(rng: np.random.Generator) -> tuple[float, float]:
+    """A singer's comfortable range: male (about MIDI 45-67) or female (about 55-80)."""
+    low = rng.uniform(45, 52) if rng.random() < 0.5 else rng.uniform(55, 62)
+    return low, min(80.0, low + rng.uniform(12, 18))
+
+
+def _excerpt(rng: np.random.Generator, audio: np.ndarray, n: int) -> np.ndarray:
+    if len(audio) <= n:
+        return np.resize(audio, n)
+    start = int(rng.integers(0, len(audio) - n))
+    return audio[start:start + n]
+
+
+def _rendered_accompaniment(rng: np.random.Generator, song: Song | None, seconds: float,
+                            sample_rate: int) -> tuple[np.ndarray, str]:
+    """Soundfont accompaniment (chords, bass, maybe drums and a non-vocal lead line)."""
+    if song is None:
+        song = random_song(rng, seconds, (55, 75))
+    chord_track = Track(int(rng.choice(CHORD_PROGRAMS)))
+    bass_track = Track(int(rng.choice(BASS_PROGRAMS)))
+    beat = song.beat_s
+    arpeggio = rng.random() < 0.4
+    for onset, duration, keys in song.chords:
+        octave = 12 * int(rng.integers(0, 2))
+        if arpeggio:
+            for step in range(int(round(duration / (beat / 2)))):
+                key = keys[step % len(keys)] + 12 + octave
+                chord_track.notes.append((onset + step * beat / 2, beat / 2, key, int(rng.integers(50, 80))))
+        else:
+            for key in keys:
+                chord_track.notes.append((onset, duration * 0.95, key + 12 + octave, int(rng.integers(45, 75))))
+        root = keys[0] - 12 if keys[0] >= 40 else keys[0]
+        for beat_index in range(int(round(duration / beat))):
+            if beat_index % 2 == 0 or rng.random() < 0.3:
+                key = root + (7 if beat_index % 4 == 2 and rng.random() < 0.5 else 0)
+                bass_track.notes.append((onset + beat_index * beat, beat * 0.9, key, int(rng.integers(70, 100))))
+    tracks = [chord_track, bass_track]
+    parts = [f"gm{chord_track.program}", f"gm{bass_track.program}"]
+    if rng.random() < 0.7:
+        drums = Track(0, drums=True)
+        for index in range(int(seconds / (beat / 2))):
+            time = index * beat / 2
+            if index % 4 == 0:
+                drums.notes.append((time, 0.1, 36, 100))
+            if index % 4 == 2:
+                drums.notes.append((time, 0.1, int(rng.choice([38, 40])), 90))
+            drums.notes.append((time, 0.05, int(rng.choice([42, 42, 46])), int(rng.integers(40, 70))))
+        tracks.append(drums)
+        parts.append("drums")
+    if rng.random() < 0.25:
+        lead = Track(int(rng.choice(LEAD_PROGRAMS)))
+        line = random_song(rng, seconds, (60, 84))
+        lead.notes = [(n.onset, n.duration, int(n.midi), int(rng.integers(60, 100))) for n in line.notes]
+        tracks.append(lead)
+        parts.append(f"lead-gm{lead.program}")
+    return render(tracks, seconds, sample_rate), "+".join(parts)
+
+
+def _resung_voice(rng: np.random.Generator, sources: list[VoiceSource], cache: SourceCache,
+                  seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Real singing with its own contour, transposed and resynthesized (exact label), filling ``seconds``."""
+    rate = cache.sample_rate
+    n = int(seconds * 1000 / world.FRAME_PERIOD_MS)
+    f0 = np.zeros(n)
+    sp, ap = None, None
+    used = []
+    position = int(rng.integers(0, int(1.5 * 1000 / world.FRAME_PERIOD_MS)))
+    singing = [s for s in sources if not s.speech] or sources
+    while position < n - 40:
+        source = singing[int(rng.integers(len(singing)))]
+        analysis = cache.voice(source.path)
+        if sp is None:
+            sp = np.full((n, analysis.sp.shape[1]), 1e-12)
+            ap = np.ones((n, analysis.ap.shape[1]))
+        transpose = rng.uniform(-5, 5)
+        length = min(len(analysis.f0), n - position)
+        piece_f0 = analysis.f0[:length] * 2.0 ** (transpose / 12.0)
+        f0[position:position + length] = np.where(labels.f0_to_class(piece_f0) > 0, piece_f0, 0.0)
+        ratio = float(np.clip(2.0 ** (transpose / 12.0 * 0.3) * rng.uniform(0.93, 1.07), 0.8, 1.25))
+        sp[position:position + length] = world.warp_envelope(analysis.sp[:length], ratio)
+        ap[position:position + length] = analysis.ap[:length]
+        used.append(f"{source.group}/{source.path.name}")
+        position += length + int(rng.uniform(0.3, 2.0) * 1000 / world.FRAME_PERIOD_MS)
+    audio = world.synthesize(f0, sp, ap, rate, world.FRAME_PERIOD_MS)
+    return audio, f0, used
+
+
+def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sources,
+                 cache: SourceCache) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One corpus item: ``(mix, label on the 10 ms grid, manifest fields)``; deterministic in (seed, index)."""
+    rng = np.random.default_rng([seed, index])
+    rate = cache.sample_rate
+    lead_in = float(rng.uniform(0.0, 4.0)) if rng.random() < 0.4 else float(rng.uniform(0.0, 0.5))
+    song = None
+    voices = sources.voices[split] or sources.voices["train"]
+    if rng.random() < 0.55:
+        kind = "sung"
+        source = voices[int(rng.integers(len(voices)))]
+        song = random_song(rng, seconds, _register(rng), start_s=lead_in)
+        frame_period = world.FRAME_PERIOD_MS
+        n_frames = int(seconds * 1000 / frame_period) + 1
+        target = expressive_f0(song.notes, frame_period / 1000.0, rng, n_frames=n_frames)
+        target = np.where(labels.f0_to_class(target) > 0, target, 0.0)
+        onsets = np.array([int(np.ceil(n.onset * 1000 / frame_period)) for n in song.notes])
+        analysis = cache.voice(source.path)
+        voiced_f0 = analysis.f0[analysis.voiced]
+        register_shift = np.median(labels.hz_to_midi(target[target > 0])) - np.median(labels.hz_to_midi(voiced_f0))
+        ratio = float(np.clip(2.0 ** (register_shift / 12.0 * 0.25) * rng.uniform(0.92, 1.08), 0.8, 1.25))
+        vocal, label_f0 = sing(analysis, target, onsets, rng, formant_ratio=ratio)
+        voice_names = [f"{source.group}/{source.path.name}"]
+    else:
+        kind = "resung"
+        vocal, label_f0, voice_names = _resung_voice(rng, voices, cache, seconds)
+    n = int(seconds * rate)
+    vocal = np.pad(vocal, (0, max(0, n - len(vocal))))[:n]
+    label_f0 = label_f0.copy()
+
+    recordings = sources.accompaniments[split]
+    if recordings and rng.random() < 0.45:
+        path = recordings[int(rng.integers(len(recordings)))]
+        accompaniment = _excerpt(rng, cache.audio(path), n)
+        accompaniment_name = path.name
+    else:
+        accompaniment, accompaniment_name = _rendered_accompaniment(rng, song, seconds, rate)
+    if split == "train" and sources.distractors and rng.random() < 0.15:
+        path = sources.distractors[int(rng.integers(len(sources.distractors)))]
+        distractor = _excerpt(rng, cache.audio(path), n)
+        level_db = rms_db(accompaniment) - rms_db(distractor) + rng.uniform(-3.0, 6.0)
+        accompaniment = accompaniment + distractor * 10.0 ** (level_db / 20.0)
+        accompaniment_name += f"+{path.name}"
+    ratio_db = float(rng.uniform(-5.0, 10.0))
+    active = voice_active(label_f0, world.FRAME_PERIOD_MS, n, rate)
+    if not active.any():
+        active = None
+    mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, active)
+    label = label_frames(label_f0, world.FRAME_PERIOD_MS, len(mix), rate)
+    fields = {"kind": kind, "voices": ";".join(voice_names), "accompaniment": accompaniment_name,
+              "ratio_db": round(ratio_db, 2), "seconds": round(len(mix) / rate, 3)}
+    return mix, label, fields
+
+
+def _plan(minutes: float, seed: int) -> list[tuple[int, str, float]]:
+    """(index, split, seconds) of every item, fixed by the seed alone."""
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    plan, total = [], 0.0
+    splits = list(SPLIT_FRACTIONS)
+    weights = np.array([SPLIT_FRACTIONS[s] for s in splits])
+    while total < minutes * 60.0:
+        seconds = float(rng.uniform(15.0, 30.0))
+        split = splits[int(rng.choice(len(splits), p=weights / weights.sum()))]
+        plan.append((len(plan), split, seconds))
+        total += seconds
+    return plan
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(sources: Sources, cache_dir: Path, sample_rate: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER["sources"] = sources
+    _WORKER["cache"] = SourceCache(cache_dir, sample_rate)
+
+
+def _make_item(task: tuple[int, str, float, int, Path]) -> dict:
+    index, split, seconds, seed, output_dir = task
+    item_id = f"{split}_{index:05d}"
+    folder = output_dir / split
+    sidecar = folder / f"{item_id}.json"
+    if sidecar.exists():  # written last: the item is complete
+        return json.loads(sidecar.read_text())
+    mix, label, fields = compose_item(index, split, seed, seconds, _WORKER["sources"], _WORKER["cache"])
+    rate = _WORKER["cache"].sample_rate
+    write_audio(folder / f"{item_id}.flac", mix, rate)
+    write_text_atomic(folder / f"{item_id}.f0.txt", format_label(label))
+    row = {"id": item_id, "split": split, "audio": f"{split}/{item_id}.flac",
+           "label": f"{split}/{item_id}.f0.txt", **fields, "seed": seed}
+    write_text_atomic(sidecar, json.dumps(row))
+    return row
+
+
+def _analyse_voice(path: Path) -> None:
+    _WORKER["cache"].voice(path)
+
+
+def write_manifest(path: Path, rows: list[dict]) -> None:
+    """The corpus manifest as CSV (paths relative to the manifest's folder)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in sorted(rows, key=lambda r: r["id"]):
+        writer.writerow({key: row.get(key, "") for key in MANIFEST_FIELDS})
+    write_text_atomic(path, buffer.getvalue())
+
+
+MANIFEST_FIELDS = ("id", "split", "audio", "label", "kind", "voices", "accompaniment", "ratio_db", "seconds", "seed")
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
+    if args.no_research:
+        voice_dirs = [d for d in voice_dirs if "research" not in d.name]
+    sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
+    output_dir = ensure_output_dir(args.output_dir)
+    for split in SPLITS:
+        ensure_output_dir(output_dir / split)
+    cache_dir = Path(args.cache_dir)
+    plan = _plan(args.minutes, args.seed)
+    tasks = [(index, split, seconds, args.seed, output_dir) for index, split, seconds in plan]
+    all_voices = sorted({v.path for split in SPLITS for v in sources.voices[split]})
+    init = (sources, cache_dir, args.sample_rate)
+    quiet = args.quiet
+    if args.workers > 1:
+        pool = multiprocessing.get_context("fork").Pool(args.workers, _init_worker, init)
+        mapper = lambda fn, items: pool.imap_unordered(fn, items)  # noqa: E731
+    else:
+        pool = None
+        _init_worker(*init)
+        mapper = map
+    try:
+        list(tqdm(mapper(_analyse_voice, all_voices), total=len(all_voices), desc="voices (WORLD)",
+                  unit="file", disable=quiet, file=sys.stderr))
+        rows = list(tqdm(mapper(_make_item, tasks), total=len(tasks), desc="items", unit="item",
+                         disable=quiet, file=sys.stderr))
+    finally:
+        if pool is not None:
+            pool.terminate()
+    write_manifest(output_dir / "manifest.csv", rows)
+    minutes = {split: sum(r["seconds"] for r in rows if r["split"] == split) / 60 for split in SPLITS}
+    if not quiet:
+        print(f"wrote {len(rows)} items to {output_dir}: " +
+              ", ".join(f"{split} {m:.1f} min" for split, m in minutes.items()) +
+              f"; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
+    return 0
+
+
 # ----------------------------------------------------------------------------- CLI
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,11 +600,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synth_testset.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     modes = parser.add_subparsers(dest="mode", required=True)
+    debug = {"action": "store_true", "help": argparse.SUPPRESS}
+
     demo = modes.add_parser("demo", help="make the demo song and its label")
     demo.add_argument("-o", "--output-dir", default="audio", help="folder (default: audio/)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    demo.add_argument("--debug", **debug)
     demo.set_defaults(run=run_demo)
+
+    ana = modes.add_parser("anasyn", help="analysis-synthesis of a vocal stem, remixed (the paper's test sets)")
+    ana.add_argument("--vocal", required=True, help="vocal stem (or a multitrack file with --vocal-stream)")
+    ana.add_argument("--vocal-stream", type=int, default=0, help="audio stream of the vocal (stem MP4: 4)")
+    ana.add_argument("--accompaniment", help="accompaniment file (default: the vocal's file, other streams)")
+    ana.add_argument("--accompaniment-streams", help="comma-separated streams summed as accompaniment (stem MP4: 1,2,3)")
+    ana.add_argument("--loop-accompaniment", action="store_true", help="loop or cut the accompaniment to the vocal's length")
+    ana.add_argument("--ratio-db", type=float, default=None,
+                     help="vocal-to-accompaniment ratio in dB (default: the original levels)")
+    ana.add_argument("--transpose", type=float, default=0.0, help="transpose the voice by semitones")
+    ana.add_argument("--sample-rate", type=int, default=22050)
+    ana.add_argument("--name", help="output name prefix (default: the vocal file's name)")
+    ana.add_argument("-o", "--output-dir", default="data/anasyn")
+    ana.add_argument("--debug", **debug)
+    ana.set_defaults(run=run_anasyn)
+
+    comp = modes.add_parser("compose", help="a labeled training corpus: new melodies sung with real voices")
+    comp.add_argument("--minutes", type=float, default=10.0, help="minutes of audio in all splits")
+    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    comp.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")
+    comp.add_argument("--no-research", action="store_true", help="leave out research-only voice folders")
+    comp.add_argument("--accompaniment", nargs="+", help="accompaniment folders (default: ../shared/data/accompaniment)")
+    comp.add_argument("--sample-rate", type=int, default=SYNTH_RATE)
+    comp.add_argument("--cache-dir", default="cache", help="WORLD analyses are cached here")
+    comp.add_argument("-o", "--output-dir", default="data/synth")
+    comp.add_argument("-q", "--quiet", action="store_true")
+    comp.add_argument("--debug", **debug)
+    comp.set_defaults(run=run_compose)
     return parser
 
 
