@@ -215,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     select_devices(args.gpu_index)
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        os.environ["MELODY_VERBOSE"] = "1"
     extractor = MelodyExtractor(args.weights, batch_size=args.batch_size)
     inputs = find_audio_files(args.filepath, recursive=args.recursive)
     output_dir = ensure_output_dir(args.output_dir)

@@ -17,9 +17,9 @@ dense softmax. 4,228,602 parameters at the default width.
 
 from __future__ import annotations
 
-import os
+from melody.quiet import import_tensorflow_quietly
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import_tensorflow_quietly()
 
 import keras  # noqa: E402
 from keras import layers, regularizers  # noqa: E402

@@ -468,7 +468,8 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     else:
         kind = "resung"
         vocal, label_f0, voice_names = _resung_voice(rng, voices, cache, seconds)
-    n = int(seconds * rate)
+    n = int(round(seconds * rate))
+    seconds = n / rate
     vocal = np.pad(vocal, (0, max(0, n - len(vocal))))[:n]
     label_f0 = label_f0.copy()
 

@@ -40,6 +40,7 @@ class Bundle:
     config: dict
     training_log: str = ""
     path: Path | None = field(default=None)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def model_args(self) -> dict:
@@ -49,12 +50,14 @@ class Bundle:
 
 def save_bundle(path: str | os.PathLike, weights: list[np.ndarray], mean: np.ndarray,
                 std: np.ndarray, config: dict, training_log: str = "",
-                dtype: str | None = None) -> Path:
+                dtype: str | None = None, extra: dict[str, np.ndarray] | None = None) -> Path:
     """Write a bundle to ``path`` atomically and return the path.
 
     ``config`` must contain ``model`` (build arguments) and ``features``;
     the label definition is added here. ``dtype="float16"`` halves the file
     (used for resumable checkpoints; shipped weights keep float32).
+    ``extra`` arrays (e.g. optimizer state, names starting with ``extra_``)
+    are stored alongside.
     """
     path = Path(path)
     config = dict(config)
@@ -66,6 +69,8 @@ def save_bundle(path: str | os.PathLike, weights: list[np.ndarray], mean: np.nda
     arrays["std"] = np.asarray(std, dtype=np.float32)
     arrays["config"] = np.array(json.dumps(config, sort_keys=True))
     arrays["training_log"] = np.array(training_log)
+    for name, value in (extra or {}).items():
+        arrays[f"extra_{name}"] = np.asarray(value)
     with atomic_path(path) as temp:
         with open(temp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
@@ -93,6 +98,7 @@ def read_bundle(path: str | os.PathLike, expected_features: dict | None = None) 
             mean = archive["mean"].astype(np.float32)
             std = archive["std"].astype(np.float32)
             log = str(archive["training_log"]) if "training_log" in names else ""
+            extra = {n[len("extra_"):]: archive[n] for n in names if n.startswith("extra_")}
     except MelodyError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
@@ -109,4 +115,4 @@ def read_bundle(path: str | os.PathLike, expected_features: dict | None = None) 
         raise MelodyError(f"{path}: bundle holds no weights")
     if mean.shape != std.shape or mean.ndim != 2:
         raise MelodyError(f"{path}: normalisation statistics have shapes {mean.shape} and {std.shape}")
-    return Bundle(weights, mean, std, config, log, path)
+    return Bundle(weights, mean, std, config, log, path, extra)

@@ -56,3 +56,27 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
 
     soundfile.write(str(path), samples, rate)
     return path
+
+
+def make_tone_corpus(folder: Path, n_train: int = 3, n_val: int = 2, seconds: float = 1.0,
+                     rate: int = 8000) -> Path:
+    """A tiny labeled corpus of tones with silent gaps, with a manifest like compose writes."""
+    rng = np.random.default_rng(0)
+    rows = ["id,split,audio,label"]
+    for split, count in (("train", n_train), ("val", n_val)):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            f0 = float(rng.uniform(150, 500))
+            audio = harmonic_tone(f0, seconds, rate)
+            audio[: int(0.2 * rate)] = 0.0  # unvoiced lead-in
+            name = f"{split}_{index}"
+            write_wav(folder / split / f"{name}.wav", audio, rate)
+            n_frames = 1 + int(seconds * 8000) // 80
+            times = np.arange(n_frames) * 0.01
+            label = np.where(times >= 0.2, f0, 0.0)
+            (folder / split / f"{name}.f0.txt").write_text(
+                "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, label)))
+            rows.append(f"{name},{split},{split}/{name}.wav,{split}/{name}.f0.txt")
+    manifest = folder / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest

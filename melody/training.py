@@ -1,0 +1,379 @@
+"""The training machinery shared by ``train_teacher.py`` and ``train_student.py``.
+
+- :class:`FrameData`: cached spectrograms (memory-mapped float16) and
+  per-frame class indices of a set of tracks;
+- :func:`normalization_stats`: the per-(frame, bin) mean/std of training
+  windows (shape 31 x 513), stored in every bundle;
+- :func:`sample_windows`: random 31-frame windows, reproducible from
+  ``(seed, epoch, step)`` alone, so a resumed run draws the same batches;
+- :func:`validate`: whole-track inference and mir_eval scores;
+- :class:`Trainer`: the loop with a time budget, atomic checkpoints,
+  resume, best-bundle selection on validation OA, early stopping, a CSV log
+  and a progress bar.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import featureExtraction as features
+from .bundle import read_bundle, save_bundle
+from .datasets import FeatureCache, LabeledTrack, frame_classes
+from .errors import MelodyError
+from .labels import N_CLASSES, class_to_f0, target_distributions
+from .metrics import METRICS, mean_scores, melody_scores
+from .quiet import import_tensorflow_quietly
+
+W = features.WINDOW_FRAMES
+
+
+@dataclass
+class FrameData:
+    """Spectrograms and frame classes of tracks (classes None for unlabeled audio)."""
+
+    tracks: list[LabeledTrack]
+    specs: list[np.ndarray]
+    classes: list[np.ndarray | None]
+
+    @property
+    def n_frames(self) -> np.ndarray:
+        return np.array([len(s) for s in self.specs])
+
+    @property
+    def minutes(self) -> float:
+        return float(self.n_frames.sum()) * features.FRAME_SECONDS / 60.0
+
+
+def load_frame_data(tracks: list[LabeledTrack], cache: FeatureCache, progress: bool = True,
+                    desc: str = "features") -> FrameData:
+    """Spectrograms from the cache (computed on first use) and class indices per frame."""
+    from tqdm import tqdm
+
+    specs, classes = [], []
+    for track in tqdm(tracks, desc=desc, unit="track", disable=not progress, file=sys.stderr):
+        spec = cache.spectrogram(track.audio)
+        specs.append(spec)
+        classes.append(None if track.f0 is None else frame_classes(track.f0, len(spec)))
+    return FrameData(tracks, specs, classes)
+
+
+def normalization_stats(specs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per (window frame, bin) over the non-overlapping windows of all tracks."""
+    total = np.zeros((W, features.N_BINS))
+    total_sq = np.zeros((W, features.N_BINS))
+    count = 0
+    for spec in specs:
+        windows = features.make_windows(np.asarray(spec, dtype=np.float32)).astype(np.float64)
+        total += windows.sum(axis=0)
+        total_sq += np.square(windows).sum(axis=0)
+        count += len(windows)
+    if count == 0:
+        raise MelodyError("no training audio to compute normalisation statistics from")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _window(spec: np.ndarray, start: int) -> np.ndarray:
+    window = np.asarray(spec[start:start + W], dtype=np.float32)
+    if len(window) < W:
+        window = np.concatenate([window, np.full((W - len(window), window.shape[1]), window.min(), np.float32)])
+    return window
+
+
+def sample_windows(data: FrameData, batch_size: int, rng: np.random.Generator,
+                   classes_override: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``batch_size`` random windows (tracks chosen in proportion to length): (x dB, class indices)."""
+    lengths = data.n_frames
+    chosen = rng.choice(len(lengths), size=batch_size, p=lengths / lengths.sum())
+    x = np.empty((batch_size, W, features.N_BINS), np.float32)
+    y = np.zeros((batch_size, W), np.int64)
+    labels = classes_override if classes_override is not None else data.classes
+    for row, index in enumerate(chosen):
+        start = int(rng.integers(0, max(1, lengths[index] - W + 1)))
+        x[row] = _window(data.specs[index], start)
+        track_classes = labels[index][start:start + W]
+        y[row, :len(track_classes)] = track_classes
+    return x, y
+
+
+def predict_activations(model, spec: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                        batch_size: int = 64) -> np.ndarray:
+    """Per-frame softmax (n_frames, 442) of a whole track."""
+    windows = features.normalize(features.make_windows(np.asarray(spec, dtype=np.float32)), mean, std)[..., None]
+    outputs = [np.asarray(model(windows[i:i + batch_size], training=False), dtype=np.float32)
+               for i in range(0, len(windows), batch_size)]
+    return np.concatenate(outputs).reshape(-1, N_CLASSES)[:len(spec)]
+
+
+def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """Mean mir_eval scores over whole validation tracks (argmax decoding)."""
+    scores = []
+    for spec, classes, track in zip(data.specs, data.classes, data.tracks):
+        estimate = class_to_f0(np.argmax(predict_activations(model, spec, mean, std), axis=1))
+        reference = np.pad(track.f0, (0, max(0, len(spec) - len(track.f0))))[:len(spec)]
+        times = features.frame_times(len(spec))
+        scores.append(melody_scores(times, reference, times, estimate))
+    return mean_scores(scores)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+@dataclass
+class TrainConfig:
+    """Options common to both trainers."""
+
+    run_dir: Path
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    sigma: float = 1.0
+    steps_per_epoch: int = 250
+    max_epochs: int = 1000
+    patience: int = 10
+    max_minutes: float | None = None
+    seed: int = 0
+    mixed_precision: str | None = None
+    tensorboard: bool = False
+    progress: bool = True
+    save_optimizer: bool = True
+    extra_config: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    """Where a run is: saved in every checkpoint."""
+
+    epoch: int = 0
+    step: int = 0
+    best_oa: float = -1.0
+    best_epoch: int = -1
+    stale_epochs: int = 0
+    windows_seen: int = 0
+    train_seconds: float = 0.0
+    finished: bool = False
+
+
+LOG_FIELDS = ("epoch", "windows_seen", "train_loss", *METRICS, "train_minutes", "windows_per_second")
+
+
+def configure_precision(policy: str | None) -> None:
+    """``"bf16"`` (AMX on recent Intel CPUs, and GPUs) or ``"fp16"`` mixed precision; None for float32."""
+    import_tensorflow_quietly()
+    import keras
+
+    names = {None: "float32", "fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+    if policy not in names:
+        raise MelodyError(f"unknown mixed precision {policy!r} (bf16, fp16 or fp32)")
+    keras.mixed_precision.set_global_policy(names[policy])
+
+
+def make_strategy(gpu_index: str | None, cpu_devices: int = 0):
+    """A MirroredStrategy over several GPUs (or ``cpu_devices`` logical CPUs, for testing); None for one device."""
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)])
+    if gpu_index and "," in gpu_index:
+        return tf.distribute.MirroredStrategy()
+    return None
+
+
+class Trainer:
+    """Runs epochs of ``steps_per_epoch`` steps with checkpoints under ``config.run_dir``.
+
+    ``make_batch(epoch, step) -> (x, targets, sample_weight or None)`` supplies
+    normalised inputs; the trainer owns the model, optimizer, validation,
+    checkpoints (``last.npz`` every epoch and at interruption, ``best.npz``
+    on a new best validation OA) and the log (``log.csv``).
+    """
+
+    def __init__(self, model_args: dict, config: TrainConfig, mean: np.ndarray, std: np.ndarray,
+                 strategy=None, init_weights: list[np.ndarray] | None = None) -> None:
+        from model import build_model  # imports TensorFlow quietly
+
+        import keras
+
+        self.config = config
+        self.model_args = model_args
+        self.mean, self.std = mean, std
+        self.state = TrainState()
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(config.seed)
+        configure_precision(config.mixed_precision)
+        scope = strategy.scope() if strategy is not None else _null_scope()
+        with scope:
+            self.model = build_model(**model_args)
+            if init_weights is not None:
+                self.model.set_weights(init_weights)
+            self.model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                               loss=keras.losses.CategoricalCrossentropy())
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.log_rows: list[dict] = []
+        self._writer = None
+
+    # -- checkpoints
+    @property
+    def last_path(self) -> Path:
+        return self.config.run_dir / "last.npz"
+
+    @property
+    def best_path(self) -> Path:
+        return self.config.run_dir / "best.npz"
+
+    def bundle_config(self) -> dict:
+        return {"model": self.model_args, "features": features.FEATURE_DEFINITION,
+                "training": {**{k: (str(v) if isinstance(v, Path) else v)
+                                for k, v in vars(self.config).items() if k != "extra_config"},
+                             **self.config.extra_config},
+                "state": vars(self.state)}
+
+    def _log_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.log_rows)
+        return buffer.getvalue()
+
+    def save_checkpoint(self) -> None:
+        extra = {}
+        if self.config.save_optimizer:
+            extra = {f"opt_{i:03d}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)}
+        save_bundle(self.last_path, self.model.get_weights(), self.mean, self.std, self.bundle_config(),
+                    self._log_text(), extra=extra)
+        from .fileio import write_text_atomic
+
+        write_text_atomic(self.config.run_dir / "log.csv", self._log_text())
+
+    def resume(self) -> bool:
+        """Continue from ``last.npz`` if it exists; returns whether it did."""
+        if not self.last_path.exists():
+            return False
+        bundle = read_bundle(self.last_path, expected_features=features.FEATURE_DEFINITION)
+        if bundle.model_args != self.model_args:
+            raise MelodyError(f"{self.last_path} is a different model {bundle.model_args}; "
+                              "use another --run-dir or the same model options")
+        self.model.set_weights(bundle.weights)
+        self.mean, self.std = bundle.mean, bundle.std
+        optimizer_state = [bundle.extra[k] for k in sorted(bundle.extra) if k.startswith("opt_")]
+        if optimizer_state and len(optimizer_state) == len(self.model.optimizer.variables):
+            for variable, value in zip(self.model.optimizer.variables, optimizer_state):
+                variable.assign(value)
+        self.state = TrainState(**bundle.config.get("state", {}))
+        if bundle.training_log.strip():
+            self.log_rows = list(csv.DictReader(io.StringIO(bundle.training_log)))
+        return True
+
+    # -- the loop
+    def fit(self, make_batch: Callable[[int, int], tuple], validation: FrameData | None,
+            on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainState:
+        """Train until max epochs, early stop, or the time budget; returns the final state."""
+        from tqdm import tqdm
+
+        config, state = self.config, self.state
+        budget_s = None if config.max_minutes is None else config.max_minutes * 60.0
+        started = time.monotonic()
+        stopped_by_budget = False
+        try:
+            while state.epoch < config.max_epochs and not state.finished:
+                losses = []
+                epoch_started = time.monotonic()
+                epoch_windows = 0
+                bar = tqdm(total=config.steps_per_epoch, initial=state.step, desc=f"epoch {state.epoch + 1}",
+                           unit="step", disable=not config.progress, file=sys.stderr, leave=False)
+                while state.step < config.steps_per_epoch:
+                    if budget_s is not None and time.monotonic() - started >= budget_s:
+                        stopped_by_budget = True
+                        break
+                    x, targets, weights = make_batch(state.epoch, state.step)
+                    loss = self.model.train_on_batch(x, targets, sample_weight=weights)
+                    losses.append(float(np.asarray(loss).reshape(-1)[0]))
+                    state.step += 1
+                    state.windows_seen += len(x)
+                    epoch_windows += len(x)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                bar.close()
+                state.train_seconds += time.monotonic() - epoch_started
+                if stopped_by_budget:
+                    break
+                self._end_epoch(losses, validation, epoch_windows, time.monotonic() - epoch_started, on_epoch_end)
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise
+        self.save_checkpoint()
+        if stopped_by_budget and config.progress:
+            print(f"time budget of {config.max_minutes:g} min reached at epoch {state.epoch + 1}, "
+                  f"step {state.step}; continue with --resume", file=sys.stderr)
+        return state
+
+    def _end_epoch(self, losses, validation, windows, seconds, on_epoch_end) -> None:
+        state, config = self.state, self.config
+        scores = validate(self.model, validation, self.mean, self.std) if validation else {
+            m: float("nan") for m in METRICS}
+        row = {"epoch": state.epoch + 1, "windows_seen": state.windows_seen,
+               "train_loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
+               **{m: round(scores[m], 4) for m in METRICS},
+               "train_minutes": round(state.train_seconds / 60.0, 2),
+               "windows_per_second": round(windows / max(seconds, 1e-9), 2)}
+        self.log_rows.append(row)
+        state.epoch += 1
+        state.step = 0
+        oa = scores["OA"] if validation else -state.epoch  # no validation: keep the latest
+        if validation is None or oa > state.best_oa:
+            state.best_oa, state.best_epoch, state.stale_epochs = float(oa), state.epoch, 0
+            save_bundle(self.best_path, self.model.get_weights(), self.mean, self.std,
+                        self.bundle_config(), self._log_text())
+        else:
+            state.stale_epochs += 1
+            if state.stale_epochs >= config.patience:
+                state.finished = True
+        if config.tensorboard:
+            self._tensorboard(row)
+        self.save_checkpoint()
+        if config.progress:
+            print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val OA {row['OA']:.4f} "
+                  f"RPA {row['RPA']:.4f} VFA {row['VFA']:.4f} (best {state.best_oa:.4f} at epoch "
+                  f"{state.best_epoch}), {row['windows_per_second']} windows/s", file=sys.stderr)
+        if on_epoch_end is not None:
+            on_epoch_end(state.epoch, row)
+
+    def _tensorboard(self, row: dict) -> None:
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.config.run_dir / "tensorboard"))
+        with self._writer.as_default():
+            for name in ("train_loss", *METRICS):
+                tf.summary.scalar(name, float(row[name]), step=int(row["epoch"]))
+            self._writer.flush()
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def supervised_batch(data: FrameData, mean: np.ndarray, std: np.ndarray, batch_size: int, sigma: float,
+                     seed: int) -> Callable[[int, int], tuple]:
+    """``make_batch`` for supervised training on labeled frames."""
+
+    def make_batch(epoch: int, step: int):
+        rng = np.random.default_rng([seed, epoch, step])
+        x, classes = sample_windows(data, batch_size, rng)
+        return features.normalize(x, mean, std)[..., None], target_distributions(classes, sigma), None
+
+    return make_batch

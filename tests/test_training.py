@@ -1,0 +1,125 @@
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY_MODEL, make_tone_corpus
+from melody.bundle import read_bundle
+from melody.datasets import FeatureCache, read_manifest
+
+TINY_ARGS = ["--filters", "4,4,4,4", "--lstm-units", "4", "--batch-size", "4", "-q"]
+
+
+def run_teacher(*args, timeout=240):
+    return subprocess.run([sys.executable, str(ROOT / "train_teacher.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_teacher_lowers_its_loss(tmp_path):
+    from melody.training import TrainConfig, Trainer, load_frame_data, normalization_stats, supervised_batch
+
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    data = load_frame_data(read_manifest(manifest, ("train",)), FeatureCache(tmp_path / "cache"), progress=False)
+    mean, std = normalization_stats(data.specs)
+    assert mean.shape == std.shape == (31, 513)
+    config = TrainConfig(run_dir=tmp_path / "run", batch_size=8, learning_rate=1e-2, progress=False)
+    trainer = Trainer(dict(TINY_MODEL), config, mean, std)
+    make_batch = supervised_batch(data, mean, std, 8, 1.0, seed=0)
+    losses = [float(np.asarray(trainer.model.train_on_batch(*make_batch(0, step)[:2])).reshape(-1)[0])
+              for step in range(40)]
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+
+
+def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):
+    from melody.training import load_frame_data, supervised_batch
+
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    data = load_frame_data(read_manifest(manifest, ("train",)), FeatureCache(tmp_path / "cache"), progress=False)
+    mean, std = np.zeros((31, 513), np.float32), np.ones((31, 513), np.float32)
+    a = supervised_batch(data, mean, std, 4, 1.0, seed=3)(2, 5)
+    b = supervised_batch(data, mean, std, 4, 1.0, seed=3)(2, 5)
+    c = supervised_batch(data, mean, std, 4, 1.0, seed=3)(2, 6)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+    assert a[0].shape == (4, 31, 513, 1) and a[1].shape == (4, 31, 442)
+
+
+def test_train_teacher_writes_a_bundle_the_cli_loads(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    run = tmp_path / "run"
+    result = run_teacher("--train", manifest, "--run-dir", run, "--steps-per-epoch", 2, "--max-epochs", 2,
+                         "--cache-dir", tmp_path / "cache", "--output", tmp_path / "teacher.npz", *TINY_ARGS)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert 0.0 <= float(rows[-1]["OA"]) <= 1.0
+    bundle = read_bundle(tmp_path / "teacher.npz")
+    assert bundle.model_args == TINY_MODEL and bundle.config["training"]["role"] == "teacher"
+    out = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", str(tmp_path / "corpus/val"),
+                          "-w", str(tmp_path / "teacher.npz"), "-o", str(tmp_path / "out"), "-q"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_kill_and_resume_continues_without_redoing_epochs(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    run = tmp_path / "run"
+    args = ["--train", manifest, "--run-dir", run, "--steps-per-epoch", 3, "--max-epochs", 4,
+            "--cache-dir", tmp_path / "cache", *TINY_ARGS]
+    process = subprocess.Popen([sys.executable, str(ROOT / "train_teacher.py"), *map(str, args)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not (run / "log.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = list(csv.DictReader(open(run / "log.csv")))
+    assert 1 <= len(done) < 4
+    read_bundle(run / "last.npz")  # the checkpoint on disk is whole despite the kill
+    again = run_teacher(*args)
+    assert again.returncode != 0 and "--resume" in again.stderr  # never silently overwrites a run
+    resumed = run_teacher(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[: len(done)] == done  # finished epochs kept, not redone
+    windows = [int(r["windows_seen"]) for r in rows]
+    assert windows == [12, 24, 36, 48]
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    run = tmp_path / "run"
+    result = run_teacher("--train", manifest, "--run-dir", run, "--steps-per-epoch", 100000,
+                         "--max-minutes", 0.1, "--cache-dir", tmp_path / "cache", *TINY_ARGS[:-1])
+    assert result.returncode == 0, result.stderr
+    assert "time budget" in result.stderr and "--resume" in result.stderr
+    state = read_bundle(run / "last.npz").config["state"]
+    assert state["epoch"] == 0 and state["step"] > 0
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    result = run_teacher("--train", manifest, "--run-dir", tmp_path / "run", "--steps-per-epoch", 2,
+                         "--max-epochs", 1, "--cpu-devices", 2, "--cache-dir", tmp_path / "cache", *TINY_ARGS[:-1])
+    assert result.returncode == 0, result.stderr
+    assert "2 devices (MirroredStrategy)" in result.stderr
+    assert (tmp_path / "run" / "best.npz").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sigma", "-1"], "sigma"),
+    (["--train", "missing.csv"], "not found"),
+])
+def test_bad_training_input(tmp_path, args, message):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    base = {"--train": str(manifest), "--run-dir": str(tmp_path / "run")}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    result = run_teacher(*[x for pair in base.items() for x in pair], *TINY_ARGS)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
