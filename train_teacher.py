@@ -18,124 +18,12 @@ matched by name (``--label-format f0|mir1k|ikala``).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from melody.errors import MelodyError, run_cli
-
-DEFAULT_CACHE = Path("cache") / "features"
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def filters_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"filters must be comma-separated integers, got {text}") from None
-    if len(values) != 4 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"give four positive filter counts, got {text}")
-    return values
-
-
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the teacher and student trainers."""
-    parser.add_argument("--run-dir", required=True, help="folder for checkpoints, best bundle and log")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.npz")
-    parser.add_argument("--max-minutes", type=positive_float, default=None,
-                        help="stop (with a checkpoint) after this much training time")
-    parser.add_argument("--max-epochs", type=positive_int, default=1000)
-    parser.add_argument("--steps-per-epoch", type=positive_int, default=250)
-    parser.add_argument("--patience", type=positive_int, default=10,
-                        help="stop after this many epochs without a better validation OA")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=1e-3)
-    parser.add_argument("--sigma", type=float, default=1.0,
-                        help="std (in 1/8-semitone bins) of the Gaussian targets; 0 = one-hot")
-    parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
-                        help="bf16 for AMX CPUs and recent GPUs (default: float32)")
-    parser.add_argument("-gpu", "--gpu_index", default=None,
-                        help="GPU index or indices (0,1 trains on both with MirroredStrategy); CPU when omitted")
-    parser.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="feature cache folder")
-    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
-    parser.add_argument("--no-optimizer-state", action="store_true",
-                        help="checkpoints without Adam's moments (3x smaller; resume restarts them)")
-    parser.add_argument("--output", help="copy the best bundle here at the end (e.g. weights/teacher.npz)")
-    parser.add_argument("-q", "--quiet", action="store_true")
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's messages")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-
-
-def prepare_environment(args: argparse.Namespace) -> None:
-    """Device selection and TensorFlow verbosity; before TensorFlow is imported."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = "" if args.gpu_index is None else str(args.gpu_index)
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if args.verbose:
-        os.environ["MELODY_VERBOSE"] = "1"
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def labeled_tracks(source: str, split: str, label_format: str):
-    """Tracks of a manifest split, or of a folder of audio and labels."""
-    from melody.datasets import pair_folder, read_manifest
-
-    path = Path(source)
-    if path.is_dir():
-        return pair_folder(path, fmt=label_format, split=split)
-    tracks = read_manifest(path, splits=(split,))
-    if not tracks:
-        raise MelodyError(f"{path}: no tracks in split {split!r}")
-    return tracks
-
-
-def train_config(args: argparse.Namespace, **extra):
-    from melody.training import TrainConfig
-
-    return TrainConfig(run_dir=Path(args.run_dir), batch_size=args.batch_size, learning_rate=args.learning_rate,
-                       sigma=args.sigma, steps_per_epoch=args.steps_per_epoch, max_epochs=args.max_epochs,
-                       patience=args.patience, max_minutes=args.max_minutes, seed=args.seed,
-                       mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
-                       progress=not args.quiet, save_optimizer=not args.no_optimizer_state, extra_config=extra)
-
-
-def check_run_dir(args: argparse.Namespace) -> None:
-    last = Path(args.run_dir) / "last.npz"
-    if last.exists() and not args.resume:
-        raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "
-                          "or choose another --run-dir")
-    if args.resume and not last.exists():
-        raise MelodyError(f"nothing to resume: {last} does not exist")
-
-
-def finish(args: argparse.Namespace, trainer) -> None:
-    if args.output and trainer.best_path.exists():
-        target = Path(args.output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(trainer.best_path, target)
-    if not args.quiet:
-        state = trainer.state
-        print(f"best validation OA {state.best_oa:.4f} at epoch {state.best_epoch}; "
-              f"bundle {trainer.best_path}" + (f" (copied to {args.output})" if args.output else ""),
-              file=sys.stderr)
-
+from melody.trainer_cli import (add_training_options, check_run_dir, filters_list, finish, labeled_tracks,
+                                positive_int, prepare_environment, train_config)
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""

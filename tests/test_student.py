@@ -1,0 +1,74 @@
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, make_tone_corpus, save_random_bundle
+
+TINY = ["--batch-size", "4", "--steps-per-epoch", "2", "--max-epochs", "1", "-q"]
+
+
+def run_student(*args):
+    return subprocess.run([sys.executable, str(ROOT / "train_student.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("student")
+    manifest = make_tone_corpus(folder / "corpus", n_train=2, n_val=1)
+    teacher = save_random_bundle(folder / "teacher.npz")
+    return folder, manifest, teacher
+
+
+@pytest.mark.parametrize("setup", ["bts", "nts", "ns"])
+def test_each_setup_trains_a_student(corpus, setup):
+    folder, manifest, teacher = corpus
+    run = folder / f"run_{setup}"
+    result = run_student("--teacher", teacher, "--setup", setup, "--labeled", manifest,
+                         "--unlabeled", folder / "corpus" / "val", "--run-dir", run,
+                         "--cache-dir", folder / f"cache_{setup}", *TINY)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(run / "iterations.csv")))
+    assert len(rows) == 1 and 0.0 <= float(rows[0]["best_val_OA"]) <= 1.0
+    pseudo = list((folder / f"cache_{setup}" / "pseudo").glob("*.npz"))
+    # bts/ns: the teacher labels the clean file once; nts: it labels the one augmented view
+    assert len(pseudo) == 1
+    features = list((folder / f"cache_{setup}" / "features").glob("*.npy"))
+    # the unlabeled file is the validation file here, so its clean features are shared
+    augmented_views = 0 if setup == "bts" else 3  # k=1 chain for 2 labeled + 1 unlabeled file
+    clean = 3 if setup == "bts" else 1  # bts: 2 labeled + val; noisy setups: val only
+    assert len(features) == augmented_views + clean
+
+
+def test_iterations_chain_teachers_and_pseudo_labels_are_cached(corpus):
+    folder, manifest, teacher = corpus
+    run = folder / "run_iter"
+    cache = folder / "cache_iter"
+    args = ["--teacher", teacher, "--setup", "ns", "--iterations", "2", "--labeled", manifest,
+            "--unlabeled-manifest", manifest, "--unlabeled-split", "train", "--run-dir", run, "--cache-dir", cache]
+    result = run_student(*args, *TINY)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(run / "iterations.csv")))
+    assert [r["iteration"] for r in rows] == ["1", "2"]
+    assert rows[1]["teacher"].endswith("iter1/best.npz")
+    pseudo_files = sorted((cache / "pseudo").glob("*.npz"))
+    assert len(pseudo_files) == 4  # 2 unlabeled files x 2 teachers
+    again = run_student(*args, *TINY)
+    assert again.returncode != 0 and "--resume" in again.stderr
+    mtimes = [p.stat().st_mtime_ns for p in pseudo_files]
+    prepared = run_student("--teacher", teacher, "--setup", "ns", "--unlabeled-manifest", manifest,
+                           "--unlabeled-split", "train", "--run-dir", folder / "prep", "--cache-dir", cache,
+                           "--prepare-only", "--shard", "1/2", "-q")
+    assert prepared.returncode == 0, prepared.stderr
+    assert [p.stat().st_mtime_ns for p in pseudo_files] == mtimes  # cached: not recomputed
+
+
+def test_bad_student_options(corpus, tmp_path):
+    folder, manifest, teacher = corpus
+    missing = run_student("--teacher", tmp_path / "none.npz", "--labeled", manifest, "--unlabeled", tmp_path,
+                          "--run-dir", tmp_path / "r")
+    assert missing.returncode == 1 and "teacher bundle" in missing.stderr and "Traceback" not in missing.stderr
+    shard = run_student("--teacher", teacher, "--shard", "3/2", "--run-dir", tmp_path / "r")
+    assert shard.returncode == 2 and "shard" in shard.stderr

@@ -1,0 +1,334 @@
+"""Self-training from a teacher bundle: the paper's three teacher-student setups.
+
+    python train_student.py --teacher runs/teacher/best.npz --setup ns --iterations 2 \\
+        --labeled data/synth/manifest.csv --unlabeled ../shared/data/songs data/unlabeled \\
+        --run-dir runs/ns --mixed-precision bf16 --max-minutes 120
+
+Setups (who sees randAudioAugment-ed audio):
+
+- ``bts`` Basic Teacher-Student: neither; the teacher labels clean audio,
+  the student learns from clean audio.
+- ``nts`` Noisy Teacher-Student: both; the teacher labels the augmented
+  audio the student learns from.
+- ``ns`` Noisy Student: the teacher labels clean audio, the student learns
+  from augmented audio (labeled and unlabeled).
+
+Each iteration: hard pseudo labels (the teacher's argmax per frame) are
+computed once and cached; the student is trained on batches mixing labeled
+windows (cross-entropy with the labels) and unlabeled windows (cross-entropy
+with the pseudo labels, weighted by ``--unlabeled-weight``) in the ratio
+``--ratio``; the best student on validation OA becomes the teacher of the
+next iteration. ``RUN_DIR/iterN/best.npz`` and ``RUN_DIR/iterations.csv``
+keep every iteration. Augmented features are precomputed per track (``--k``
+chains per track; 1 as in the original) and cached.
+
+For a cluster, ``--prepare-only --shard k/N`` computes the pseudo labels and
+augmented features of every N-th unlabeled file for the next iteration, so
+machines can share the work before one machine trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from melody.errors import MelodyError, run_cli
+from melody.trainer_cli import (add_training_options, filters_list, labeled_tracks, positive_int,
+                                prepare_environment, train_config)
+
+SETUPS = {"bts": (False, False), "nts": (True, True), "ns": (False, True)}
+"""setup -> (teacher sees augmented audio, student sees augmented audio)."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard must look like k/N (e.g. 0/4), got {text}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"shard k/N needs 0 <= k < N, got {text}")
+    return k, n
+
+
+def parse_ratio(text: str) -> tuple[int, int]:
+    try:
+        labeled, unlabeled = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"ratio must look like L:U (e.g. 1:1), got {text}") from None
+    if labeled < 0 or unlabeled < 1:
+        raise argparse.ArgumentTypeError(f"ratio needs L >= 0 and U >= 1, got {text}")
+    return labeled, unlabeled
+
+
+# ----------------------------------------------------------------------------- data of an iteration
+
+class StudentData:
+    """Features (clean or augmented) and pseudo labels of one iteration, all cached."""
+
+    def __init__(self, cache_dir: Path, k: int, seed: int, original_rate_quirk: bool, progress: bool) -> None:
+        from melody.cache import ArrayCache
+        from melody.datasets import FeatureCache
+
+        self.features = FeatureCache(cache_dir / "features")
+        self.pseudo = ArrayCache(cache_dir / "pseudo")
+        self.k, self.seed, self.quirk, self.progress = k, seed, original_rate_quirk, progress
+
+    def variants(self, track, augmented: bool) -> list[tuple[str, np.ndarray]]:
+        """``(augmentation description, spectrogram)`` of each view of a track the student trains on."""
+        if not augmented:
+            return [("", self.features.spectrogram(track.audio))]
+        import augment
+        import featureExtraction as features
+        from melody.cache import file_digest
+
+        track_id = file_digest(track.audio)
+        views = []
+        for index in range(self.k):
+            chain = augment.chain_for(track_id, self.seed, index)
+            description = augment.describe(chain) + (" quirk" if self.quirk else "")
+
+            def compute(path, chain=chain):
+                return augment.apply_chain(features.load_audio(path), features.SAMPLE_RATE, chain, self.quirk)
+
+            views.append((description, self.features.spectrogram(track.audio, description, compute)))
+        return views
+
+    def pseudo_labels(self, teacher, teacher_digest: str, track, description: str, spec: np.ndarray) -> np.ndarray:
+        """The teacher's argmax class per frame for one view of a track, cached by teacher and view."""
+        from melody.cache import cache_key
+        from melody.training import predict_activations
+
+        key = cache_key("pseudo", teacher_digest, self.features.key(track.audio, description))
+        entry = self.pseudo.load(key)
+        if entry is not None:
+            return entry["classes"]
+        activations = predict_activations(teacher.model, spec, teacher.bundle.mean, teacher.bundle.std)
+        classes = np.argmax(activations, axis=1).astype(np.int16)
+        self.pseudo.save(key, {"classes": classes})
+        return classes
+
+
+def build_unlabeled(tracks, store: StudentData, teacher, teacher_digest: str, setup: str):
+    """FrameData of the unlabeled views with pseudo labels as classes."""
+    from tqdm import tqdm
+
+    from melody.training import FrameData
+
+    teacher_augmented, student_augmented = SETUPS[setup]
+    views, specs, classes = [], [], []
+    for track in tqdm(tracks, desc="pseudo labels", unit="track", disable=not store.progress, file=sys.stderr):
+        clean_labels = None
+        if not teacher_augmented:
+            clean_spec = store.features.spectrogram(track.audio)
+            clean_labels = store.pseudo_labels(teacher, teacher_digest, track, "", clean_spec)
+        for description, spec in store.variants(track, student_augmented):
+            labels = clean_labels if clean_labels is not None else store.pseudo_labels(
+                teacher, teacher_digest, track, description, spec)
+            views.append(track)
+            specs.append(spec)
+            classes.append(labels[:len(spec)])
+    return FrameData(views, specs, classes)
+
+
+def build_labeled(tracks, store: StudentData, augmented: bool):
+    """FrameData of the labeled views (augmented for the noisy setups' students)."""
+    from tqdm import tqdm
+
+    from melody.datasets import frame_classes
+    from melody.training import FrameData
+
+    views, specs, classes = [], [], []
+    for track in tqdm(tracks, desc="labeled features", unit="track", disable=not store.progress, file=sys.stderr):
+        for _, spec in store.variants(track, augmented):
+            views.append(track)
+            specs.append(spec)
+            classes.append(frame_classes(track.f0, len(spec)))
+    return FrameData(views, specs, classes)
+
+
+def mixed_batch(labeled, unlabeled, mean, std, batch_size: int, ratio: tuple[int, int], sigma: float,
+                unlabeled_weight: float, seed: int):
+    """``make_batch``: labeled and pseudo-labeled windows in one batch, weighted per sample."""
+    import featureExtraction as features
+    from melody.labels import target_distributions
+    from melody.training import sample_windows
+
+    n_labeled = int(round(batch_size * ratio[0] / (ratio[0] + ratio[1]))) if labeled is not None else 0
+    n_unlabeled = batch_size - n_labeled
+
+    def make_batch(epoch: int, step: int):
+        rng = np.random.default_rng([seed, epoch, step])
+        xs, ys = [], []
+        if n_labeled:
+            x, y = sample_windows(labeled, n_labeled, rng)
+            xs.append(x)
+            ys.append(y)
+        x, y = sample_windows(unlabeled, n_unlabeled, rng)
+        xs.append(x)
+        ys.append(y)
+        weights = np.concatenate([np.ones(n_labeled, np.float32), np.full(n_unlabeled, unlabeled_weight, np.float32)])
+        weights = np.repeat(weights[:, None], features.WINDOW_FRAMES, axis=1)  # one weight per output frame
+        inputs = features.normalize(np.concatenate(xs), mean, std)[..., None]
+        return inputs, target_distributions(np.concatenate(ys), sigma), weights
+
+    return make_batch
+
+
+# ----------------------------------------------------------------------------- iterations
+
+def _teacher(path: Path):
+    from melodyExtraction_NS import MelodyExtractor
+
+    return MelodyExtractor(path)
+
+
+def run_iterations(args: argparse.Namespace) -> int:
+    from melody.cache import file_digest
+    from melody.datasets import read_manifest, unlabeled_folder
+    from melody.fileio import write_text_atomic
+    from melody.training import Trainer, load_frame_data, make_strategy
+
+    run_dir = Path(args.run_dir)
+    store = StudentData(Path(args.cache_dir), args.k, args.seed, args.original_rate_quirk, not args.quiet)
+    unlabeled = unlabeled_folder(args.unlabeled or [], shard=args.shard) if args.unlabeled else []
+    for manifest in args.unlabeled_manifest or []:  # synthesized mixes whose labels are withheld
+        tracks = read_manifest(manifest, splits=(args.unlabeled_split,), with_labels=False)
+        unlabeled += [t for i, t in enumerate(tracks) if i % args.shard[1] == args.shard[0]]
+    if not unlabeled:
+        raise MelodyError("no unlabeled audio: give --unlabeled folders or --unlabeled-manifest")
+    teacher_path = Path(args.teacher)
+    student_augmented = SETUPS[args.setup][1]
+
+    if args.prepare_only:
+        teacher = _teacher(teacher_path)
+        build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
+        if not args.quiet:
+            print(f"prepared pseudo labels for {len(unlabeled)} files (shard {args.shard[0]}/{args.shard[1]})",
+                  file=sys.stderr)
+        return 0
+
+    labeled = labeled_tracks(args.labeled, args.train_split, args.label_format) if args.labeled else []
+    val = labeled_tracks(args.val or args.labeled, args.val_split, args.label_format)
+    val_data = load_frame_data(val, store.features, progress=not args.quiet, desc="val features")
+    labeled_data = build_labeled(labeled, store, student_augmented) if labeled and args.ratio[0] else None
+    summary_rows = []
+    strategy = make_strategy(args.gpu_index, args.cpu_devices)
+    for iteration in range(1, args.iterations + 1):
+        iteration_dir = run_dir / f"iter{iteration}"
+        config = train_config(args, role="student", setup=args.setup, iteration=iteration,
+                              teacher=str(teacher_path), unlabeled_files=len(unlabeled), k=args.k,
+                              ratio=f"{args.ratio[0]}:{args.ratio[1]}", unlabeled_weight=args.unlabeled_weight,
+                              original_rate_quirk=args.original_rate_quirk)
+        config.run_dir = iteration_dir
+        if args.max_minutes is not None:
+            config.max_minutes = args.max_minutes - _minutes_used(run_dir, iteration)
+            if config.max_minutes <= 0:
+                break
+        teacher = _teacher(teacher_path)
+        unlabeled_data = build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
+        init = teacher.bundle.weights if args.init == "teacher" else None
+        model_args = teacher.bundle.model_args
+        if args.filters or args.lstm_units:
+            from model import model_config
+
+            model_args = model_config(tuple(args.filters or model_args["filters"]),
+                                      args.lstm_units or model_args["lstm_units"])
+            init = None if model_args != teacher.bundle.model_args else init
+        trainer = Trainer(model_args, config, teacher.bundle.mean, teacher.bundle.std, strategy, init)
+        del teacher
+        if (iteration_dir / "last.npz").exists():
+            trainer.resume()
+        if not trainer.state.finished and trainer.state.epoch < config.max_epochs:
+            make_batch = mixed_batch(labeled_data, unlabeled_data, trainer.mean, trainer.std, args.batch_size,
+                                     args.ratio, args.sigma, args.unlabeled_weight, args.seed + iteration)
+            state = trainer.fit(make_batch, val_data)
+            if not (state.finished or state.epoch >= config.max_epochs):
+                return 0  # time budget: resume later
+        summary_rows.append({"iteration": iteration, "teacher": str(teacher_path),
+                             "best_val_OA": round(trainer.state.best_oa, 4), "best_epoch": trainer.state.best_epoch,
+                             "bundle": str(trainer.best_path)})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(summary_rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(summary_rows)
+        write_text_atomic(run_dir / "iterations.csv", buffer.getvalue())
+        if not args.quiet:
+            print(f"iteration {iteration}: best validation OA {trainer.state.best_oa:.4f} -> {trainer.best_path}",
+                  file=sys.stderr)
+        teacher_path = trainer.best_path
+    if args.output:
+        import shutil
+
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(teacher_path, args.output)
+    return 0
+
+
+def _minutes_used(run_dir: Path, iteration: int) -> float:
+    """Training minutes already spent by earlier iterations of this run (for the overall budget)."""
+    from melody.bundle import read_bundle
+
+    used = 0.0
+    for previous in range(1, iteration + 1):
+        last = run_dir / f"iter{previous}" / "last.npz"
+        if last.exists():
+            used += read_bundle(last).config.get("state", {}).get("train_seconds", 0.0) / 60.0
+    return used
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="train_student.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", required=True, help="teacher weights bundle (.npz)")
+    parser.add_argument("--setup", choices=sorted(SETUPS), default="ns",
+                        help="bts: Basic Teacher-Student, nts: Noisy Teacher-Student, ns: Noisy Student")
+    parser.add_argument("--iterations", type=positive_int, default=1,
+                        help="the student of iteration i teaches iteration i+1")
+    parser.add_argument("--labeled", help="manifest.csv or folder of labeled audio")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--val", help="validation manifest or folder (default: --labeled's val split)")
+    parser.add_argument("--val-split", default="val")
+    parser.add_argument("--label-format", default="f0", choices=["f0", "mir1k", "ikala"])
+    parser.add_argument("--unlabeled", nargs="+", help="folders or files of unlabeled audio (any format)")
+    parser.add_argument("--unlabeled-manifest", nargs="+", help="manifests whose audio is used without labels")
+    parser.add_argument("--unlabeled-split", default="train")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="k/N: use every N-th unlabeled file")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="only compute pseudo labels and augmented features (for --shard on a cluster)")
+    parser.add_argument("--ratio", type=parse_ratio, default=(1, 1), help="labeled:unlabeled windows per batch")
+    parser.add_argument("--unlabeled-weight", type=float, default=1.0, help="loss weight of pseudo-labeled windows")
+    parser.add_argument("--k", type=positive_int, default=1, help="augmentation chains per track")
+    parser.add_argument("--original-rate-quirk", action="store_true",
+                        help="augment as the original did (sox told 8 kHz audio is 44.1 kHz)")
+    parser.add_argument("--init", choices=["teacher", "scratch"], default="teacher",
+                        help="start the student from the teacher's weights (default) or from scratch")
+    parser.add_argument("--filters", type=filters_list, default=None, help="student width (default: the teacher's)")
+    parser.add_argument("--lstm-units", type=positive_int, default=None)
+    add_training_options(parser)
+    parser.set_defaults(cache_dir="cache")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if not Path(args.teacher).exists():
+        raise MelodyError(f"teacher bundle {args.teacher} not found")
+    if not args.prepare_only and not (args.val or args.labeled):
+        raise MelodyError("validation data needed: give --labeled (its val split) or --val")
+    started = (Path(args.run_dir) / "iter1" / "last.npz").exists()
+    if started and not args.resume and not args.prepare_only:
+        raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "
+                          "or choose another --run-dir")
+    prepare_environment(args)
+    return run_iterations(args)
+
+
+if __name__ == "__main__":
+    run_cli(main)
