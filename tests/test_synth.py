@@ -1,0 +1,152 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import synth_testset as synth
+from conftest import ROOT, SHARED_DATA, harmonic_tone, write_wav
+from melody import labels, world
+from melody.contours import Note, expressive_f0
+from melody.errors import MelodyError
+from melody.metrics import melody_scores
+from melody.readers import read_f0
+
+RATE = 16000
+
+
+def sung_tone(seconds=2.0, f0=220.0, rate=RATE, seed=0):
+    """A voice-like test signal: harmonic tone with vibrato, silence around it, a little breath noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    contour = f0 * 2 ** (0.4 * np.sin(2 * np.pi * 5.5 * t) / 12)
+    phase = 2 * np.pi * np.cumsum(contour) / rate
+    tone = sum(np.sin(h * phase) / h for h in range(1, 8))
+    envelope = ((t > 0.3) & (t < seconds - 0.3)).astype(float)
+    audio = 0.2 * tone * envelope + 0.002 * rng.standard_normal(len(t))
+    return audio.astype(np.float32)
+
+
+def test_expressive_f0_has_vibrato_in_range_and_silent_rests():
+    rng = np.random.default_rng(0)
+    frame = 0.005
+    notes = [Note(0.5, 2.0, 60.0), Note(3.0, 1.0, 64.0)]
+    f0 = expressive_f0(notes, frame, rng)
+    assert np.all(f0[: int(0.5 / frame)] == 0) and np.all(f0[int(2.5 / frame) + 1: int(3.0 / frame)] == 0)
+    cents = 1200 * np.log2(f0[int(1.2 / frame): int(2.4 / frame)] / labels.midi_to_hz(60.0))
+    spectrum = np.abs(np.fft.rfft((cents - cents.mean()) * np.hanning(len(cents)), n=8192))
+    freqs = np.fft.rfftfreq(8192, frame)
+    assert 4.2 <= freqs[np.argmax(spectrum[1:]) + 1] <= 7.3
+    assert 15 <= np.abs(cents - np.median(cents)).max() <= 140
+    assert abs(np.median(cents)) < 30  # the note stays on its pitch
+
+
+def test_anasyn_label_is_exact_on_the_resynthesized_voice():
+    vocal = sung_tone()
+    accompaniment = harmonic_tone(110.0, 2.0, RATE, amplitude=0.1)
+    mix, resynth, label = synth.anasyn(vocal, accompaniment, RATE, ratio_db=3.0)
+    assert len(mix) == len(vocal) and len(label) == 1 + (len(vocal) // 2) // 80
+    check = world.analyse(resynth, RATE, gate=False)
+    times = np.arange(len(label)) * 0.01
+    scores = melody_scores(times, label, check.times, check.raw_f0)
+    assert scores["RPA"] > 0.97
+    voiced = label > 0
+    assert 0.5 < voiced.mean() < 0.85  # the silences are unvoiced
+
+
+def test_anasyn_refuses_a_stem_without_voice():
+    noise = (0.1 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+    with pytest.raises(MelodyError, match="no voice found"):
+        synth.anasyn(noise, None, RATE)
+
+
+def test_anasyn_cli_rejects_mismatched_lengths(tmp_path):
+    write_wav(tmp_path / "v.wav", sung_tone(2.0), RATE)
+    write_wav(tmp_path / "a.wav", harmonic_tone(110, 3.0, RATE), RATE)
+    with pytest.raises(MelodyError, match="differ in length"):
+        synth.main(["anasyn", "--vocal", str(tmp_path / "v.wav"), "--accompaniment", str(tmp_path / "a.wav"),
+                    "-o", str(tmp_path / "out"), "--sample-rate", str(RATE)])
+    assert synth.main(["anasyn", "--vocal", str(tmp_path / "v.wav"), "--accompaniment", str(tmp_path / "a.wav"),
+                       "--loop-accompaniment", "-o", str(tmp_path / "out"), "--sample-rate", str(RATE)]) == 0
+    lines = (tmp_path / "out" / "v.f0.txt").read_text().splitlines()
+    assert len(lines) == 201 and lines[0] == "0.00 0.0000"
+
+
+def _voice_folder(folder):
+    folder.mkdir(parents=True)
+    for index, f0 in enumerate((180.0, 260.0)):
+        phrase = np.concatenate([sung_tone(0.8, f0, seed=i) for i in range(4)])
+        write_wav(folder / f"singer{index}.wav", phrase, RATE)
+    return folder
+
+
+def test_compose_is_deterministic_and_writes_a_manifest(tmp_path):
+    voices = _voice_folder(tmp_path / "voices")
+    (tmp_path / "acc").mkdir()
+    write_wav(tmp_path / "acc" / "band.wav", harmonic_tone(98.0, 5.0, RATE, amplitude=0.2), RATE)
+    outputs = []
+    for run in ("a", "b"):
+        argv = ["compose", "--minutes", "0.4", "--seed", "5", "--workers", "1", "--voices", str(voices),
+                "--accompaniment", str(tmp_path / "acc"), "--cache-dir", str(tmp_path / "cache"),
+                "-o", str(tmp_path / run), "-q"]
+        assert synth.main(argv) == 0
+        outputs.append(tmp_path / run)
+    manifest_a = (outputs[0] / "manifest.csv").read_text()
+    assert manifest_a == (outputs[1] / "manifest.csv").read_text()
+    rows = manifest_a.splitlines()
+    assert rows[0].startswith("id,split,audio,label,kind,voices,accompaniment,ratio_db,seconds")
+    assert len(rows) >= 2
+    first = rows[1].split(",")
+    label_a = (outputs[0] / first[3]).read_text()
+    assert label_a == (outputs[1] / first[3]).read_text()
+    import soundfile
+
+    audio, rate = soundfile.read(str(outputs[0] / first[2]))
+    times, f0 = read_f0(outputs[0] / first[3])
+    assert rate == RATE and len(times) == 1 + int(round(len(audio) * 8000 / RATE)) // 80
+    assert (f0 > 0).any() and (f0 == 0).any()
+    voiced = f0[f0 > 0]
+    assert labels.hz_to_midi(voiced).min() >= 40 and labels.hz_to_midi(voiced).max() <= 95
+
+
+def test_compose_resumes_after_an_interruption(tmp_path):
+    voices = _voice_folder(tmp_path / "voices")
+    (tmp_path / "acc").mkdir()
+    write_wav(tmp_path / "acc" / "band.wav", harmonic_tone(98.0, 5.0, RATE, amplitude=0.2), RATE)
+    argv = ["compose", "--minutes", "0.6", "--seed", "1", "--workers", "1", "--voices", str(voices),
+            "--accompaniment", str(tmp_path / "acc"), "--cache-dir", str(tmp_path / "cache"),
+            "-o", str(tmp_path / "out"), "-q"]
+    assert synth.main(argv) == 0
+    items = sorted((tmp_path / "out").rglob("*.json"))
+    first_label = sorted((tmp_path / "out").rglob("*.f0.txt"))[0]
+    stamp = first_label.stat().st_mtime_ns
+    items[-1].unlink()  # as if killed before the last item finished
+    assert synth.main(argv) == 0
+    assert first_label.stat().st_mtime_ns == stamp  # finished items are not redone
+    assert len(sorted((tmp_path / "out").rglob("*.json"))) == len(items)
+
+
+def test_demo_label_covers_the_demo_audio():
+    import soundfile
+
+    info = soundfile.info(str(ROOT / "audio" / "demo_song.wav"))
+    times, f0 = read_f0(ROOT / "audio" / "demo_song.f0.txt")
+    assert len(times) == 1 + int(round(info.frames * 8000 / info.samplerate)) // 80
+    assert 0.5 < (f0 > 0).mean() < 0.95
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "voice" / "vocadito_1.wav").exists(), reason="needs ../shared/data")
+def test_voicing_gate_against_the_human_label_of_vocadito_1():
+    analysis = world.analyse_file(SHARED_DATA / "voice" / "vocadito_1.wav", RATE)
+    ref_times, ref_f0 = read_f0(SHARED_DATA / "voice" / "vocadito_1_f0.csv")
+    gated = melody_scores(ref_times, ref_f0, analysis.times, analysis.f0)
+    raw = melody_scores(ref_times, ref_f0, analysis.times, analysis.raw_f0)
+    assert gated["VR"] > 0.98 and gated["RPA"] > 0.96
+    assert gated["VFA"] < 0.13 < raw["VFA"]
+
+
+def test_synth_cli_errors_are_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "synth_testset.py"), "anasyn", "--vocal",
+                             str(tmp_path / "missing.wav"), "-o", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 1 and "missing.wav: no such file" in result.stderr
+    assert result.stderr.count("\n") == 1
