@@ -298,10 +298,12 @@ def _group_of(path: Path, root: Path) -> str:
     return relative.parts[0] if len(relative.parts) > 1 else path.name.split(".")[0]
 
 
-def _held_out_split(name: str, table: dict[str, tuple[str, ...]]) -> str:
+def _held_out_split(name: str, table: dict[str, tuple[str, ...]], exact: bool) -> str:
+    """The split a voice group (exact name: vocadito_1 is not vocadito_14) or recording (substring) belongs to."""
     for split, patterns in table.items():
-        if any(pattern.lower() in name.lower() for pattern in patterns):
-            return split
+        for pattern in patterns:
+            if (pattern.lower() == name.lower()) if exact else (pattern.lower() in name.lower()):
+                return split
     return "train"
 
 
@@ -315,7 +317,7 @@ def discover_sources(voice_dirs: Sequence[Path], accompaniment_dirs: Sequence[Pa
         for path in sorted(root.rglob("*")):
             if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
                 group = _group_of(path, root)
-                voices[_held_out_split(group, HELD_OUT_VOICES)].append(
+                voices[_held_out_split(group, HELD_OUT_VOICES, exact=True)].append(
                     VoiceSource(path, group, SPEECH_PATTERN in path.name.lower()))
     accompaniments: dict[str, list[Path]] = {split: [] for split in SPLITS}
     distractors = []
@@ -327,7 +329,7 @@ def discover_sources(voice_dirs: Sequence[Path], accompaniment_dirs: Sequence[Pa
             if DISTRACTOR_PATTERN in path.name.lower():
                 distractors.append(path)
             else:
-                accompaniments[_held_out_split(path.name, HELD_OUT_ACCOMPANIMENT)].append(path)
+                accompaniments[_held_out_split(path.name, HELD_OUT_ACCOMPANIMENT, exact=False)].append(path)
     if not voices["train"]:
         raise MelodyError("no training voices found")
     return Sources(voices, accompaniments, distractors)

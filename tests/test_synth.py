@@ -150,3 +150,15 @@ def test_synth_cli_errors_are_one_line(tmp_path):
                              str(tmp_path / "missing.wav"), "-o", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "missing.wav: no such file" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "voice").exists(), reason="needs ../shared/data")
+def test_held_out_voices_and_accompaniment_never_reach_training():
+    sources = synth.discover_sources(synth.DEFAULT_VOICE_DIRS, synth.DEFAULT_ACCOMPANIMENT_DIRS)
+    groups = {split: {v.group for v in sources.voices[split]} for split in synth.SPLITS}
+    assert groups["test"] == {"vocadito_1", "csd_drmeter_fixture"}
+    assert groups["val"] == {"vocadito_14", "dcs_libf0_excerpt", "smstools_freesound_singing"}
+    assert "vocadito_10" in groups["train"]
+    assert not (groups["train"] & groups["test"]) and not (groups["train"] & groups["val"])
+    assert [p.name for p in sources.accompaniments["test"]] == ["US_Army_Strings_-_Brahms_Hungarian_Dance_5.ogg"]
+    assert all("Brahms" not in p.name for p in sources.accompaniments["train"] + sources.distractors)

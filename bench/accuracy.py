@@ -1,0 +1,194 @@
+"""Accuracy benchmark: our model(s) against Essentia's Melodia on the same test sets, in one run.
+
+    python bench/accuracy.py                                 # the shipped weights
+    python bench/accuracy.py --weights teacher=runs/teacher/best.npz ns1=runs/ns/iter1/best.npz
+
+Sets (all built by this script from ../shared/data and the project's own code, cached in data/bench/):
+
+- ``synth``: the test split of a ``synth_testset.py compose`` corpus (held-out voices vocadito_1 and
+  the Children's Song Dataset clip, the held-out Brahms recording or soundfont accompaniment);
+- ``vocadito+brahms 0dB`` / ``+6dB``: the real recording vocadito_1 (human f0 label) mixed with the
+  held-out Brahms accompaniment at vocal-to-accompaniment ratios of 0 and +6 dB;
+- ``stems anasyn``: the paper's analysis-synthesis of the stems excerpt (vocal stream re-synthesized
+  with its own f0, remixed with drums, bass and other at the original levels).
+
+Melodia: ``PredominantPitchMelodia`` (equal-loudness filter, default parameters, hop 128 at 44.1 kHz),
+moved to our 10 ms grid by nearest frame. Prints one table (VR, VFA, RPA, RCA, OA: means over tracks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from melody.errors import MelodyError, run_cli  # noqa: E402
+from melody.metrics import METRICS, mean_scores, melody_scores  # noqa: E402
+from melody.readers import read_f0  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+BENCH_DATA = ROOT / "data" / "bench"
+MELODIA_RATE = 44100
+MELODIA_HOP = 128
+SYNTH_MINUTES = 60
+SYNTH_SEED = 7
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    from synth_testset import write_audio
+
+    write_audio(path, audio, rate)
+
+
+def synth_set(folder: Path) -> list[tuple[str, Path, Path]]:
+    """The test split of a compose corpus (made once, then reused)."""
+    import synth_testset
+
+    manifest = folder / "manifest.csv"
+    if not manifest.exists():
+        print(f"making the synthesized test set in {folder} (once)", file=sys.stderr)
+        synth_testset.main(["compose", "--minutes", str(SYNTH_MINUTES), "--seed", str(SYNTH_SEED),
+                            "-o", str(folder), "-q"])
+    rows = list(csv.DictReader(open(manifest)))
+    return [(r["id"], folder / r["audio"], folder / r["label"]) for r in rows if r["split"] == "test"]
+
+
+def vocadito_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
+    """vocadito_1 (human label) over the held-out Brahms accompaniment at 0 and +6 dB."""
+    from featureExtraction import FRAME_SECONDS
+    from melody.audio import load_audio
+    from melody.datasets import to_frame_grid
+    from synth_testset import mix_at_ratio, voice_active
+
+    vocal_path = SHARED / "voice" / "vocadito_1.wav"
+    label_path = SHARED / "voice" / "vocadito_1_f0.csv"
+    brahms = SHARED / "accompaniment" / "US_Army_Strings_-_Brahms_Hungarian_Dance_5.ogg"
+    sets = {}
+    rate = 44100
+    for ratio in (0, 6):
+        mix_path = folder / f"vocadito_1_brahms_{ratio:+d}dB.wav"
+        if not mix_path.exists():
+            vocal = load_audio(vocal_path, rate)
+            accompaniment = np.resize(load_audio(brahms, rate), len(vocal))
+            times, f0 = read_f0(label_path)
+            grid = to_frame_grid(times, f0)
+            active = voice_active(grid, FRAME_SECONDS * 1000, len(vocal), rate)
+            mix, _ = mix_at_ratio(vocal, accompaniment, float(ratio), active)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_wav(mix_path, mix, rate)
+        sets[f"vocadito+brahms {ratio:+d}dB"] = [(mix_path.stem, mix_path, label_path)]
+    return sets
+
+
+def stems_set(folder: Path) -> list[tuple[str, Path, Path]]:
+    """The paper's analysis-synthesis of the stems excerpt."""
+    import synth_testset
+
+    mix, label = folder / "stems_mix.wav", folder / "stems.f0.txt"
+    if not mix.exists():
+        synth_testset.main(["anasyn", "--vocal", str(SHARED / "songs" / "stems_excerpt.stem.mp4"),
+                            "--vocal-stream", "4", "--accompaniment-streams", "1,2,3", "--name", "stems",
+                            "--sample-rate", "44100", "-o", str(folder)])
+    return [("stems", mix, label)]
+
+
+def melodia(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Essentia's PredominantPitchMelodia on our 10 ms grid."""
+    import essentia.standard as es
+
+    from featureExtraction import FRAME_SECONDS
+    from melody.audio import load_audio
+    from melody.datasets import to_frame_grid
+
+    audio = load_audio(path, MELODIA_RATE)
+    audio = es.EqualLoudness(sampleRate=MELODIA_RATE)(audio)
+    pitch, _ = es.PredominantPitchMelodia(sampleRate=MELODIA_RATE, hopSize=MELODIA_HOP)(audio)
+    times = np.arange(len(pitch)) * MELODIA_HOP / MELODIA_RATE
+    n_frames = 1 + int(round(len(audio) * 8000 / MELODIA_RATE)) // 80
+    return np.arange(n_frames) * FRAME_SECONDS, to_frame_grid(times, np.maximum(pitch, 0.0), n_frames,
+                                                              MELODIA_HOP / MELODIA_RATE)
+
+
+def our_model(extractor):
+    from melodyExtraction_NS import extract_melody
+
+    def run(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        times, f0, _ = extract_melody(path, extractor=extractor)
+        return times, f0
+
+    return run
+
+
+def score_set(system, tracks) -> tuple[dict[str, float], float]:
+    scores, seconds = [], 0.0
+    for _, audio, label in tracks:
+        started = time.perf_counter()
+        est_times, est_f0 = system(audio)
+        seconds += time.perf_counter() - started
+        ref_times, ref_f0 = read_f0(label)
+        scores.append(melody_scores(ref_times, ref_f0, est_times, est_f0))
+    return mean_scores(scores), seconds
+
+
+def format_rows(rows: list[dict]) -> str:
+    header = ["set", "system", *METRICS, "seconds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join([row["set"], row["system"], *(f"{row[m]:.3f}" for m in METRICS),
+                                        f"{row['seconds']:.1f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", nargs="+", default=[f"shipped={ROOT / 'weights' / 'melody_crnn.npz'}"],
+                        help="NAME=BUNDLE pairs (default: the shipped weights)")
+    parser.add_argument("--sets", nargs="+", default=["synth", "vocadito", "stems"])
+    parser.add_argument("--no-melodia", action="store_true")
+    parser.add_argument("--csv", help="also write the table as CSV")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if not SHARED.exists():
+        raise MelodyError(f"the benchmark needs the shared recordings in {SHARED}")
+    from melodyExtraction_NS import MelodyExtractor
+
+    systems = {}
+    for item in args.weights:
+        name, _, path = item.rpartition("=")
+        systems[name or Path(path).stem] = our_model(MelodyExtractor(path))
+    if not args.no_melodia:
+        systems["Melodia (essentia)"] = melodia
+    sets = {}
+    if "synth" in args.sets:
+        sets["synth test split"] = synth_set(BENCH_DATA / "synth")
+    if "vocadito" in args.sets:
+        sets.update(vocadito_sets(BENCH_DATA / "real"))
+    if "stems" in args.sets:
+        sets["stems anasyn"] = stems_set(BENCH_DATA / "anasyn")
+    rows = []
+    for set_name, tracks in sets.items():
+        for system_name, system in systems.items():
+            scores, seconds = score_set(system, tracks)
+            rows.append({"set": f"{set_name} ({len(tracks)})", "system": system_name, **scores, "seconds": seconds})
+            print(f"{set_name}: {system_name} OA {scores['OA']:.3f}", file=sys.stderr)
+    table = format_rows(rows)
+    sys.stdout.write(table)
+    if args.csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["set", "system", *METRICS, "seconds"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        Path(args.csv).write_text(buffer.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
