@@ -129,3 +129,58 @@ def feature_windows(audio: np.ndarray) -> tuple[np.ndarray, int]:
     """8 kHz audio to un-normalised windows (n_windows, 31, 513) and the real frame count."""
     spec = spectrogram(audio)
     return make_windows(spec), spec.shape[0]
+
+
+class StreamingSTFT:
+    """|STFT| frames of a signal arriving in blocks, identical to :func:`magnitude_spectrogram` on the whole.
+
+    ``push(block)`` returns the frames that became complete; ``finish()``
+    returns the rest (with the reflect padding of the signal's end). Only a
+    frame's worth of samples is kept between calls.
+    """
+
+    def __init__(self) -> None:
+        self._head: list[np.ndarray] = []   # samples before the start padding is known
+        self._buffer = np.zeros(0, np.float64)
+        self._started = False
+        self._n_samples = 0
+        self._frames_out = 0
+
+    def _frames(self, count: int) -> np.ndarray:
+        frames = np.lib.stride_tricks.sliding_window_view(self._buffer, N_FFT)[::HOP_LENGTH][:count]
+        magnitude = np.abs(np.fft.rfft(frames * _hann(WIN_LENGTH), axis=1))
+        self._buffer = self._buffer[count * HOP_LENGTH:]
+        self._frames_out += count
+        return magnitude
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float64)
+        self._n_samples += block.size
+        if not self._started:
+            self._head.append(block)
+            head = np.concatenate(self._head)
+            if head.size <= N_FFT:
+                return np.zeros((0, N_BINS))
+            # reflect padding of the start needs samples 1..512 only
+            self._buffer = np.concatenate([head[1:N_FFT // 2 + 1][::-1], head])
+            self._head, self._started = [], True
+        else:
+            self._buffer = np.concatenate([self._buffer, block])
+        available = 0 if len(self._buffer) < N_FFT else 1 + (len(self._buffer) - N_FFT) // HOP_LENGTH
+        return self._frames(available) if available else np.zeros((0, N_BINS))
+
+    def finish(self) -> np.ndarray:
+        total = n_frames_for(self._n_samples)
+        if not self._started:  # a short signal: the one-shot path
+            return magnitude_spectrogram(np.concatenate(self._head) if self._head else np.zeros(0))
+        tail = self._buffer[-(N_FFT // 2 + 1):-1][::-1]
+        self._buffer = np.concatenate([self._buffer, tail])
+        return self._frames(total - self._frames_out)
+
+
+def db_with_reference(magnitude: np.ndarray, reference: float) -> np.ndarray:
+    """:func:`magnitude_to_db` of some frames, given the whole signal's maximum magnitude."""
+    reference_db = 10.0 * np.log10(max(AMIN, reference))
+    db = 10.0 * np.log10(np.maximum(AMIN, np.asarray(magnitude, dtype=np.float64))) - reference_db
+    top = 10.0 * np.log10(max(AMIN, reference)) - reference_db  # the whole signal's maximum dB
+    return np.maximum(db, top - TOP_DB).astype(np.float32)

@@ -55,11 +55,15 @@ class MelodyExtractor:
     """A loaded model, reused for every file of a batch.
 
     ``weights`` is a bundle path (see :mod:`melody.bundle`) or an already
-    read :class:`Bundle`.
+    read :class:`Bundle`. ``engine`` is ``"auto"`` (OpenVINO when installed,
+    else TensorFlow), ``"openvino"`` or ``"tf"`` (the float32 reference).
+    The engine is created on first use.
     """
 
     def __init__(self, weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, engine: str = "auto") -> None:
+        from melody.engines import ENGINES
+
         self.bundle = weights if isinstance(weights, Bundle) else read_bundle(
             weights, expected_features=features.FEATURE_DEFINITION)
         expected_shape = (features.WINDOW_FRAMES, features.N_BINS)
@@ -68,26 +72,34 @@ class MelodyExtractor:
                               f"{self.bundle.mean.shape}, expected {expected_shape}")
         if batch_size < 1:
             raise MelodyError(f"batch size must be at least 1, got {batch_size}")
+        if engine not in ENGINES:
+            raise MelodyError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
         self.batch_size = batch_size
-        self._model = None
+        self.engine_name = engine
+        self._engine = None
 
     @property
-    def model(self):
-        """The Keras model, built on first use (importing TensorFlow only then)."""
-        if self._model is None:
+    def engine(self):
+        """The inference engine (built on first use; TensorFlow is imported only if needed)."""
+        if self._engine is None:
             _quiet_tensorflow()
-            from model import model_from_bundle
+            from melody.engines import make_engine
 
-            self._model = model_from_bundle(self.bundle)
-        return self._model
+            self._engine = make_engine(self.bundle, self.engine_name)
+        return self._engine
+
+    def run(self, windows_db: np.ndarray) -> np.ndarray:
+        """Softmax (n, 31, 442) of un-normalised dB windows (n, 31, 513), in batches."""
+        outputs = []
+        for start in range(0, len(windows_db), self.batch_size):
+            batch = features.normalize(windows_db[start:start + self.batch_size], self.bundle.mean, self.bundle.std)
+            outputs.append(self.engine(batch[..., None]))
+        return np.concatenate(outputs) if outputs else np.zeros((0, features.WINDOW_FRAMES, labels.N_CLASSES))
 
     def activations(self, audio: np.ndarray) -> np.ndarray:
-        """Per-frame softmax, shape (n_frames, 442), for mono 8 kHz audio."""
+        """Per-frame softmax, shape (n_frames, 442), for mono 8 kHz audio (held in memory)."""
         windows, n_frames = features.feature_windows(audio)
-        windows = features.normalize(windows, self.bundle.mean, self.bundle.std)[..., None]
-        outputs = [np.asarray(self.model(windows[start:start + self.batch_size], training=False))
-                   for start in range(0, len(windows), self.batch_size)]
-        return np.concatenate(outputs, axis=0).reshape(-1, labels.N_CLASSES)[:n_frames]
+        return self.run(windows).reshape(-1, labels.N_CLASSES)[:n_frames]
 
 
 def decode(activations: np.ndarray, median_filter: int = 0, subbin: bool = False,
@@ -128,12 +140,38 @@ def prepare_audio(audio: str | os.PathLike | np.ndarray, sample_rate: int | None
     return features.to_model_rate(np.asarray(audio), int(sample_rate), name="audio array")
 
 
+def _blocks(audio: str | os.PathLike | np.ndarray, sample_rate: int | None):
+    """A function returning a fresh iterator of 8 kHz mono blocks (files are decoded again each time)."""
+    if isinstance(audio, (str, os.PathLike)):
+        from melody.audio import stream_audio
+
+        return lambda: stream_audio(audio, features.SAMPLE_RATE)
+    samples = prepare_audio(audio, sample_rate)
+    return lambda: iter([samples])
+
+
+def _signal_stats(blocks) -> tuple[int, float, float, bool]:
+    """Pass 1: sample count, the largest and smallest |STFT| (for ref=max dB) and whether any sample is non-zero."""
+    stft = features.StreamingSTFT()
+    n_samples, largest, smallest, audible = 0, 0.0, np.inf, False
+    for block in blocks():
+        n_samples += block.size
+        audible = audible or bool(np.any(block))
+        frames = stft.push(block)
+        if frames.size:
+            largest, smallest = max(largest, float(frames.max())), min(smallest, float(frames.min()))
+    frames = stft.finish()
+    if frames.size:
+        largest, smallest = max(largest, float(frames.max())), min(smallest, float(frames.min()))
+    return n_samples, largest, smallest, audible
+
+
 def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                    weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
                    median_filter: int = 0, subbin: bool = False,
                    voicing_threshold: float | None = None,
-                   extractor: MelodyExtractor | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   extractor: MelodyExtractor | None = None,
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vocal melody of a song: ``(times, f0, confidence)``, one value per 10 ms frame.
 
     ``audio`` is a file path or a numpy array (samples, or samples x
@@ -141,16 +179,59 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     0.01, ...) covering exactly the audio, ``f0`` is in Hz with 0 for no
     voice, ``confidence`` is the model's voicing probability. Pass an
     ``extractor`` to reuse a loaded model across calls.
+
+    Files are streamed: decoded twice in blocks (once for the spectrogram's
+    global maximum, which ``power_to_db(ref=max)`` needs, once for the
+    model), so memory does not grow with the length of the audio. The
+    result is identical to computing everything at once.
     """
-    samples = prepare_audio(audio, sample_rate)
-    n_frames = features.n_frames_for(samples.size)
+    blocks = _blocks(audio, sample_rate)
+    n_samples, largest, smallest, audible = _signal_stats(blocks)
+    n_frames = features.n_frames_for(n_samples)
     times = features.frame_times(n_frames)
-    if not np.any(samples):
+    if not audible:
         # power_to_db(ref=max) turns digital silence into a flat 0 dB (loudest)
         # spectrogram the model never saw; silence has no voice by definition
         return times, np.zeros(n_frames), np.zeros(n_frames)
     extractor = extractor or MelodyExtractor(weights)
-    f0, confidence = decode(extractor.activations(samples), median_filter, subbin, voicing_threshold)
+    pad_value = float(features.db_with_reference(np.array([smallest]), largest)[0])
+    chunk_frames = extractor.batch_size * features.WINDOW_FRAMES
+    f0_parts, confidence_parts = [], []
+    pending = np.zeros((0, features.N_BINS), np.float32)
+
+    def run_chunk(frames_db: np.ndarray) -> None:
+        real = len(frames_db)
+        padding = -real % features.WINDOW_FRAMES
+        if padding:  # the last window: pad with the spectrogram's minimum, drop padded frames after
+            frames_db = np.concatenate([frames_db, np.full((padding, features.N_BINS), pad_value, np.float32)])
+        windows = frames_db.reshape(-1, features.WINDOW_FRAMES, features.N_BINS)
+        probabilities = extractor.run(windows).reshape(-1, labels.N_CLASSES)[:real]
+        f0, confidence = decode(probabilities, 0, subbin, voicing_threshold)
+        f0_parts.append(f0)
+        confidence_parts.append(confidence)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_frames, unit="frame", disable=not progress, leave=False, file=sys.stderr, delay=2.0,
+               desc="audio", unit_scale=features.FRAME_SECONDS, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s")
+    stft = features.StreamingSTFT()
+    for block in blocks():
+        pending = np.concatenate([pending, features.db_with_reference(stft.push(block), largest)])
+        while len(pending) >= chunk_frames:
+            run_chunk(pending[:chunk_frames])
+            pending = pending[chunk_frames:]
+            bar.update(chunk_frames)
+    pending = np.concatenate([pending, features.db_with_reference(stft.finish(), largest)])
+    for start in range(0, len(pending), chunk_frames):
+        run_chunk(pending[start:start + chunk_frames])
+    bar.update(len(pending))
+    bar.close()
+    f0 = np.concatenate(f0_parts)[:n_frames]
+    confidence = np.concatenate(confidence_parts)[:n_frames]
+    if median_filter > 1:
+        from scipy.signal import medfilt
+
+        f0 = medfilt(f0, median_filter)
     return times, f0, confidence
 
 
@@ -197,7 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--voicing-threshold", type=_probability, default=None, metavar="P",
                         help="voiced when 1 - p(no voice) >= P (default: argmax over all classes)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="txt",
-                        help="output format: txt (original), csv (time,frequency,confidence), json")
+                        help="txt (original), csv (time,frequency,confidence), json, "
+                             "sv (Sonic Visualiser / Tony: time,frequency of voiced frames)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write pitch_NAME.EXT.png: spectrogram with the melody on top")
+    parser.add_argument("--engine", choices=["auto", "openvino", "tf"], default="auto",
+                        help="auto: OpenVINO when installed (fast), else TensorFlow; tf: the float32 reference")
     parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
                         help="windows of 31 frames per model call")
     parser.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
@@ -209,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plot_file(audio_path: Path, times: np.ndarray, f0: np.ndarray, png: Path) -> None:
+    """Spectrogram of the audio with the melody overlaid, as a PNG."""
+    from melody.plot import plot_melody
+
+    spec = features.spectrogram(features.load_audio(audio_path))
+    plot_melody(spec, features.FRAME_SECONDS, features.SAMPLE_RATE, {"melody": (times, f0)}, png,
+                title=audio_path.name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 all written, 1 any failure)."""
     args = build_parser().parse_args(argv)
@@ -216,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         os.environ["MELODY_VERBOSE"] = "1"
-    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size)
+    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=args.engine)
     inputs = find_audio_files(args.filepath, recursive=args.recursive)
     output_dir = ensure_output_dir(args.output_dir)
 
@@ -233,8 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             times, f0, confidence = extract_melody(
                 path, median_filter=args.median_filter, subbin=args.subbin,
-                voicing_threshold=args.voicing_threshold, extractor=extractor)
+                voicing_threshold=args.voicing_threshold, extractor=extractor, progress=not args.quiet)
             write_melody(target, times, f0, confidence, args.format)
+            if args.plot:
+                plot_file(path, times, f0, output_dir / f"pitch_{path.name}.png")
             written += 1
         except Exception as error:  # one bad file must not cost the rest of the batch
             if args.debug:

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -27,7 +28,8 @@ FFMPEG_EXTENSIONS = (".mp4", ".m4a", ".m4b", ".aac", ".mov", ".webm", ".mka", ".
 
 # ----------------------------------------------------------------------------- decoding
 
-def _check_audio_file(path: Path) -> None:
+def check_audio_file(path: Path) -> None:
+    """Raise a one-line error unless ``path`` is a non-empty file."""
     if not path.exists():
         raise MelodyError(f"{path}: no such file")
     if path.is_dir():
@@ -79,7 +81,7 @@ def decode_audio(path: str | os.PathLike, stream: int = 0) -> tuple[np.ndarray, 
     first, which is the mix in a "stem" MP4).
     """
     path = Path(path)
-    _check_audio_file(path)
+    check_audio_file(path)
     if path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0:
         return _read_with_ffmpeg(path, stream)
     try:
@@ -116,6 +118,119 @@ def to_mono_rate(samples: np.ndarray, rate: int, target_rate: int, name: str = "
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int, stream: int = 0) -> np.ndarray:
-    """Load any common audio file as mono float32 at ``sample_rate``."""
-    samples, rate = decode_audio(path, stream)
-    return to_mono_rate(samples, rate, sample_rate, name=str(path))
+    """Load any common audio file as mono float32 at ``sample_rate`` (decoded block by block)."""
+    return np.concatenate(list(stream_audio(path, sample_rate, stream)))
+
+
+def _soundfile_blocks(path: Path, block_frames: int) -> tuple[Iterator[np.ndarray], int]:
+    import soundfile
+
+    handle = soundfile.SoundFile(str(path))
+    rate = handle.samplerate
+
+    def blocks() -> Iterator[np.ndarray]:
+        with handle:
+            while True:
+                block = handle.read(block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield block
+
+    return blocks(), rate
+
+
+def _ffmpeg_blocks(path: Path, stream: int, block_frames: int) -> tuple[Iterator[np.ndarray], int]:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        raise MelodyError(f"{path}: decoding this format needs ffmpeg, which is not installed "
+                          "(apt-get install ffmpeg)")
+    rate, channels = _ffprobe_stream(path, stream)
+    command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
+               "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+
+    def blocks() -> Iterator[np.ndarray]:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        frame_bytes = 4 * channels
+        pending = b""
+        try:
+            while True:
+                chunk = process.stdout.read(block_frames * frame_bytes)
+                if not chunk:
+                    break
+                pending += chunk
+                usable = len(pending) - len(pending) % frame_bytes
+                if usable:
+                    yield np.frombuffer(pending[:usable], dtype="<f4").reshape(-1, channels)
+                    pending = pending[usable:]
+            error = process.stderr.read().decode(errors="replace").strip().splitlines()
+            if process.wait() != 0:
+                raise MelodyError(f"{path}: cannot decode audio ({error[-1] if error else 'ffmpeg failed'})")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    return blocks(), rate
+
+
+def stream_audio(path: str | os.PathLike, sample_rate: int, stream: int = 0,
+                 block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """Decode a file block by block as mono float32 at ``sample_rate`` (memory does not grow with length).
+
+    The concatenated blocks are bit-identical to :func:`load_audio`'s result.
+    Raises :class:`MelodyError` for unreadable files, empty audio and NaN or
+    infinite samples (checked block by block).
+    """
+    import soxr
+
+    path = Path(path)
+    check_audio_file(path)
+    use_ffmpeg = path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0
+    if not use_ffmpeg:
+        try:
+            import soundfile
+
+            soundfile.info(str(path))
+        except Exception:
+            use_ffmpeg = True
+            if shutil.which("ffmpeg") is None:
+                raise MelodyError(f"{path}: not a readable audio file") from None
+    if use_ffmpeg:
+        try:
+            _ffprobe_stream(path, stream)
+        except MelodyError:
+            if path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0:
+                raise
+            raise MelodyError(f"{path}: not a readable audio file") from None
+    # probe the rate first, so a block size in seconds can be chosen
+    blocks, rate = (_ffmpeg_blocks(path, stream, 1 << 16) if use_ffmpeg else _soundfile_blocks(path, 1 << 16))
+    if rate < MIN_INPUT_RATE:
+        raise MelodyError(f"{path}: sample rate {rate} Hz is too low (at least {MIN_INPUT_RATE} Hz needed)")
+    block_frames = max(1024, int(block_seconds * rate))
+    blocks, rate = (_ffmpeg_blocks(path, stream, block_frames) if use_ffmpeg
+                    else _soundfile_blocks(path, block_frames))
+    resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ") \
+        if rate != sample_rate else None
+    total = 0
+    previous = None
+    try:
+        for block in blocks:
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            if not np.isfinite(mono).all():
+                raise MelodyError(f"{path}: audio contains NaN or infinite samples")
+            if previous is not None:  # one block of look-ahead: the resampler must know the last one
+                out = resampler.resample_chunk(previous, last=False) if resampler else previous
+                total += len(out)
+                if len(out):
+                    yield np.ascontiguousarray(out, dtype=np.float32)
+            previous = np.ascontiguousarray(mono, dtype=np.float32)
+    except MelodyError:
+        raise
+    except Exception as error:
+        raise MelodyError(f"{path}: cannot decode audio ({type(error).__name__}: {error})") from None
+    if previous is None:
+        raise MelodyError(f"{path}: audio has no samples")
+    out = resampler.resample_chunk(previous, last=True) if resampler else previous
+    total += len(out)
+    if total == 0:  # a few input samples can resample to none
+        out = np.zeros(1, dtype=np.float32)
+    yield np.ascontiguousarray(out, dtype=np.float32)

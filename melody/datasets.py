@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import featureExtraction as features
+from .audio import check_audio_file
 from .cache import cache_key, file_digest
 from .errors import MelodyError
 from .fileio import AUDIO_EXTENSIONS, atomic_path
@@ -180,6 +181,7 @@ class FeatureCache:
         to apply an augmentation chain named by ``augmentation``.
         """
         audio = Path(audio)
+        check_audio_file(audio)
         path = self.root / f"{self.key(audio, augmentation)}.npy"
         if path.exists():
             try:

@@ -36,10 +36,17 @@ def format_json(times: np.ndarray, f0: np.ndarray, confidence: np.ndarray) -> st
     }) + "\n"
 
 
+def format_sv(times: np.ndarray, f0: np.ndarray, confidence: np.ndarray) -> str:
+    """Sonic Visualiser / Tony pitch-track CSV: ``time,frequency`` for voiced frames only, no header."""
+    voiced = np.asarray(f0) > 0
+    return "".join(f"{t:.3f},{f:.4f}\n" for t, f in zip(times[voiced].tolist(), f0[voiced].tolist()))
+
+
 FORMATS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray, np.ndarray], str]]] = {
     "txt": (".txt", format_txt),
     "csv": (".csv", format_csv),
     "json": (".json", format_json),
+    "sv": (".sv.csv", format_sv),
 }
 """Output format name -> (file suffix, formatter)."""
 

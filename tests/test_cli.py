@@ -126,3 +126,43 @@ def test_invalid_option_values_exit_non_zero(option, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["-p", str(tmp_path), *option])
     assert exit_info.value.code == 2
+
+
+def test_sigkill_mid_batch_leaves_no_truncated_output_and_rerun_completes(tmp_path, tiny_bundle):
+    import signal
+    import time
+
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for index in range(12):
+        write_wav(folder / f"s{index:02d}.wav", harmonic_tone(200 + 5 * index, 3.0, 8000), 8000)
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", str(folder), "-o", str(out),
+               "-w", str(tiny_bundle), "--engine", "tf", "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and len(list(out.glob("pitch_*.txt"))) >= 3):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = list(out.glob("pitch_*.txt"))
+    assert 3 <= len(finished) < 12
+    for path in finished:  # every visible output is whole
+        assert len(path.read_text().splitlines()) == 301
+    rerun = subprocess.run(command + ["--skip-existing"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    outputs = sorted(out.glob("pitch_*.txt"))
+    assert len(outputs) == 12 and all(len(p.read_text().splitlines()) == 301 for p in outputs)
+
+
+def test_plot_and_sonic_visualiser_outputs(tmp_path, tiny_bundle):
+    wav = write_wav(tmp_path / "a.wav", harmonic_tone(300.0, 1.0, 8000), 8000)
+    out = tmp_path / "out"
+    assert cli.main(["-p", str(wav), "-o", str(out), "-w", str(tiny_bundle), "--format", "sv", "--plot", "-q",
+                     "--voicing-threshold", "0"]) == 0
+    png = out / "pitch_a.wav.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (out / "pitch_a.wav.sv.csv").read_text().splitlines()
+    assert len(rows) == 101  # threshold 0: every frame voiced, no header
+    time_value = rows[1].split(",")
+    assert time_value[0] == "0.010" and float(time_value[1]) > 0

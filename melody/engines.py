@@ -1,0 +1,140 @@
+"""Inference engines for a weights bundle: OpenVINO (fast path) and TensorFlow (reference).
+
+Both take normalised windows ``(n, 31, 513, 1)`` float32 and return the
+per-frame softmax ``(n, 31, 442)`` float32.
+
+- ``openvino``: the Keras model exported as a TF SavedModel and converted
+  with ``openvino.convert_model``, compiled for the CPU with
+  ``INFERENCE_PRECISION_HINT=bf16`` where the CPU has bf16 units (AMX or
+  AVX512-BF16), else f32. The converted model is cached next to the weights
+  (``weights/.openvino/<digest>/``, or ``~/.cache/vocal-melody/`` if that is
+  not writable), keyed by the bundle's content: only the first run imports
+  TensorFlow; later runs load the cached model without it.
+- ``tf``: Keras 3 / TensorFlow float32, the reference the fast path is
+  checked against.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle
+from .cache import file_digest
+from .errors import MelodyError
+
+ENGINES = ("auto", "openvino", "tf")
+CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vocal-melody"
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class TFEngine:
+    """Keras model in float32 (or the global mixed-precision policy)."""
+
+    name = "tf"
+
+    def __init__(self, bundle: Bundle) -> None:
+        from model import model_from_bundle
+
+        self.model = model_from_bundle(bundle)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(windows, training=False), dtype=np.float32)
+
+
+def _cache_folder(bundle: Bundle) -> Path:
+    import openvino
+
+    digest = file_digest(bundle.path) if bundle.path else "unsaved"
+    key = f"{digest}-ov{openvino.__version__.split('-')[0]}"
+    preferred = Path(bundle.path).parent / ".openvino" / key if bundle.path else CACHE_HOME / key
+    try:
+        preferred.parent.mkdir(parents=True, exist_ok=True)
+        if os.access(preferred.parent, os.W_OK):
+            return preferred
+    except OSError:
+        pass
+    return CACHE_HOME / "openvino" / key
+
+
+def convert_to_openvino(bundle: Bundle, folder: Path) -> Path:
+    """Export the bundle's model to OpenVINO IR in ``folder`` (atomically); returns the .xml path."""
+    import openvino
+
+    from .quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from model import model_from_bundle
+
+    model = model_from_bundle(bundle)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as work:
+        saved_model = Path(work) / "saved_model"
+        model.export(str(saved_model), format="tf_saved_model", verbose=False)
+        converted = openvino.convert_model(str(saved_model))
+        staging = Path(work) / "ir"
+        openvino.save_model(converted, str(staging / "model.xml"))
+        try:
+            os.replace(staging, folder)  # another process may have won the race: both are the same
+        except OSError:
+            if not (folder / "model.xml").exists():
+                raise
+    return folder / "model.xml"
+
+
+class OpenVINOEngine:
+    """The bundle's model compiled by OpenVINO for this CPU."""
+
+    name = "openvino"
+
+    def __init__(self, bundle: Bundle, precision: str = "auto") -> None:
+        import openvino
+
+        folder = _cache_folder(bundle)
+        xml = folder / "model.xml"
+        if not xml.exists():
+            xml = convert_to_openvino(bundle, folder)
+        core = openvino.Core()
+        if precision == "auto":
+            capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            precision = "bf16" if "BF16" in capabilities else "f32"
+        self.precision = precision
+        config = {"INFERENCE_PRECISION_HINT": precision}
+        try:
+            self.compiled = core.compile_model(str(xml), "CPU", config)
+        except RuntimeError:  # a damaged cache entry: rebuild it once
+            shutil.rmtree(folder, ignore_errors=True)
+            xml = convert_to_openvino(bundle, folder)
+            try:
+                self.compiled = core.compile_model(str(xml), "CPU", config)
+            except RuntimeError as error:
+                raise MelodyError(f"OpenVINO cannot compile the model: {error}") from error
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: np.ascontiguousarray(windows, dtype=np.float32)})
+        return np.asarray(result[self.compiled.output(0)], dtype=np.float32)
+
+
+def make_engine(bundle: Bundle, name: str = "auto"):
+    """The engine ``name`` for a bundle; ``auto`` is OpenVINO when installed, else TensorFlow."""
+    if name not in ENGINES:
+        raise MelodyError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
+    if name == "auto":
+        name = "openvino" if openvino_available() else "tf"
+    if name == "openvino":
+        if not openvino_available():
+            raise MelodyError("the openvino engine needs the openvino package: pip install openvino")
+        return OpenVINOEngine(bundle)
+    return TFEngine(bundle)

@@ -1,0 +1,379 @@
+"""The bad-input matrix: every CLI answers bad input with one line naming the file and the problem."""
+
+import errno
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile
+
+import evaluate
+import melodyExtraction_NS as extraction
+import synth_testset
+import train_student
+import train_teacher
+from conftest import harmonic_tone, make_tone_corpus, save_random_bundle, write_wav
+from melody.errors import run_cli
+
+
+def run(main, argv, capsys):
+    """Run a CLI as its __main__ would; returns (exit code, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, [str(a) for a in argv])
+    err = capsys.readouterr().err
+    return exit_info.value.code, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert lines, err
+    assert any(all(f in line for f in fragments) for line in lines), err
+
+
+# ----------------------------------------------------------------------------- audio fixtures
+
+def _mp3(tmp_path, seconds=1.0):
+    wav = write_wav(tmp_path / "src.wav", harmonic_tone(220, seconds, 22050), 22050)
+    mp3 = tmp_path / "song.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), str(mp3)], check=True)
+    wav.unlink()
+    return mp3
+
+
+def bad_audio(kind, folder):
+    path = folder / "input.wav"
+    if kind == "missing":
+        return folder / "missing.wav"
+    if kind == "folder-without-audio":
+        (folder / "empty_folder").mkdir()
+        return folder / "empty_folder"
+    if kind == "text-named-wav":
+        path.write_text("definitely not audio\n" * 40)
+    elif kind == "corrupt-mp3":
+        path = folder / "corrupt.mp3"
+        path.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 8)
+    elif kind == "zero-bytes":
+        path.write_bytes(b"")
+    elif kind == "zero-samples":
+        soundfile.write(str(path), np.zeros(0, np.float32), 8000)
+    elif kind == "nan-samples":
+        samples = harmonic_tone(220, 0.5, 8000)
+        samples[100] = np.nan
+        soundfile.write(str(path), samples, 8000, subtype="FLOAT")
+    elif kind == "inf-samples":
+        samples = harmonic_tone(220, 0.5, 8000)
+        samples[10] = np.inf
+        soundfile.write(str(path), samples, 8000, subtype="FLOAT")
+    elif kind == "1-hz":
+        soundfile.write(str(path), np.zeros(10, np.float32), 1)
+    return path
+
+
+BAD_AUDIO = {
+    "missing": "no such file",
+    "folder-without-audio": "no audio files found",
+    "text-named-wav": "not a readable audio file",
+    "corrupt-mp3": "not a readable audio file",
+    "zero-bytes": "empty (0 bytes)",
+    "zero-samples": "no samples",
+    "nan-samples": "NaN or infinite",
+    "inf-samples": "NaN or infinite",
+    "1-hz": "too low",
+}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return save_random_bundle(tmp_path_factory.mktemp("w") / "tiny.npz")
+
+
+# ----------------------------------------------------------------------------- melodyExtraction_NS.py
+
+@pytest.mark.parametrize("kind", sorted(BAD_AUDIO))
+def test_extraction_bad_audio(kind, tmp_path, bundle, capsys):
+    path = bad_audio(kind, tmp_path)
+    code, err = run(extraction.main, ["-p", path, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    assert_one_line_error(code, err, path.name, BAD_AUDIO[kind])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("kind, frames", [("silence", 101), ("shorter-than-a-hop", 1), ("192-khz", 51),
+                                          ("8-channels", 26), ("truncated-mp3", None)])
+def test_extraction_valid_edge_cases(kind, frames, tmp_path, bundle, capsys):
+    if kind == "silence":
+        path = write_wav(tmp_path / "a.wav", np.zeros(8000, np.float32), 8000)
+    elif kind == "shorter-than-a-hop":
+        path = write_wav(tmp_path / "a.wav", np.zeros(30, np.float32), 8000)
+    elif kind == "192-khz":
+        path = write_wav(tmp_path / "a.wav", harmonic_tone(300, 0.5, 192000), 192000)
+    elif kind == "8-channels":
+        path = write_wav(tmp_path / "a.wav", np.tile(harmonic_tone(300, 0.25, 16000)[:, None], (1, 8)), 16000)
+    else:
+        full = _mp3(tmp_path, 2.0)
+        path = tmp_path / "cut.mp3"
+        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    code, err = run(extraction.main, ["-p", path, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    assert code == 0, err
+    lines = (tmp_path / "out" / f"pitch_{path.name}.txt").read_text().splitlines()
+    if frames is not None:
+        assert len(lines) == frames
+    else:
+        assert 40 < len(lines) < 160  # about half of the 2 s that were encoded
+    if kind in ("silence", "shorter-than-a-hop"):
+        assert all(line.endswith(" 0.0000") for line in lines)  # all unvoiced
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing-weights", "not found: train one with"),
+    ("corrupt-weights", "not a valid weights bundle"),
+    ("weights-folder", "is a folder"),
+    ("output-under-a-file", "cannot create output folder"),
+    ("output-is-a-file", "is a file, not a folder"),
+])
+def test_extraction_bad_environment(case, message, tmp_path, bundle, capsys):
+    wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
+    weights, output = bundle, tmp_path / "out"
+    if case == "missing-weights":
+        weights = tmp_path / "none.npz"
+    elif case == "corrupt-weights":
+        weights = tmp_path / "bad.npz"
+        weights.write_bytes(bundle.read_bytes()[:5000])
+    elif case == "weights-folder":
+        weights = tmp_path
+    elif case == "output-under-a-file":
+        (tmp_path / "file").write_text("x")
+        output = tmp_path / "file" / "out"
+    elif case == "output-is-a-file":
+        output = tmp_path / "file"
+        output.write_text("x")
+    code, err = run(extraction.main, ["-p", wav, "-o", output, "-w", weights], capsys)
+    assert_one_line_error(code, err, message)
+
+
+def test_extraction_full_disk_leaves_no_partial_file(tmp_path, bundle, capsys, monkeypatch):
+    import melody.fileio as fileio
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", no_space)
+    wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
+    code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    assert_one_line_error(code, err, "pitch_a.wav.txt", "No space left on device")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_extraction_unknown_option_value(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        extraction.main(["-p", str(tmp_path), "--engine", "cuda"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_batch_of_20_with_2_corrupt_files(tmp_path, bundle, capsys):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for index in range(18):
+        write_wav(folder / f"song{index:02d}.wav", harmonic_tone(150 + 10 * index, 0.2, 8000), 8000)
+    (folder / "broken1.wav").write_text("not audio at all " * 20)
+    (folder / "broken2.mp3").write_bytes(b"ID3" + bytes(300))
+    code, err = run(extraction.main, ["-p", folder, "-o", tmp_path / "out", "-w", bundle], capsys)
+    assert code == 1
+    assert len(list((tmp_path / "out").glob("pitch_*.txt"))) == 18
+    assert "broken1.wav" in err and "broken2.mp3" in err
+    assert "wrote 18 of 20 melody files" in err and "2 failed" in err
+
+
+# ----------------------------------------------------------------------------- evaluate.py
+
+def _ref(tmp_path, text, name="ref.txt"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD = "0.00 0\n0.01 220\n0.02 220\n"
+
+
+@pytest.mark.parametrize("ref_text, est_text, message", [
+    ("0.00 0 1\n0.01 220 1\n", GOOD, "expected 2 columns"),
+    ("0.00 0\n0.01 220 5\n", GOOD, "expected 2 columns"),
+    ("0.00 0\n0.02 220\n0.01 220\n", GOOD, "not increasing"),
+    ("0.00 0\n0.00 220\n", GOOD, "not increasing"),
+    ("0.00 zero\n", GOOD, "non-numeric"),
+    ("", GOOD, "no f0 values"),
+    ("# only a comment\n", GOOD, "no f0 values"),
+    ("0.00 nan\n0.01 220\n", GOOD, "NaN"),
+    ("-0.01 0\n0.00 220\n", GOOD, "negative time"),
+    (GOOD, "0.00 0 0 0\n", "expected 2 columns"),
+])
+def test_evaluate_bad_files(ref_text, est_text, message, tmp_path, capsys):
+    ref = _ref(tmp_path, ref_text)
+    est = _ref(tmp_path, est_text, "pitch_x.wav.txt")
+    code, err = run(evaluate.main, [ref, est], capsys)
+    assert_one_line_error(code, err, message)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such file"),
+    ("file-and-folder", "two files or two folders"),
+    ("binary", "not a text f0 file"),
+    ("broken-json", "not a melody JSON"),
+    ("unmatched-folders", "names must match"),
+    ("csv-under-a-file", "cannot write"),
+])
+def test_evaluate_bad_situations(case, message, tmp_path, capsys):
+    ref = _ref(tmp_path, GOOD)
+    est = _ref(tmp_path, GOOD, "pitch_ref.wav.txt")
+    extra = []
+    if case == "missing":
+        est = tmp_path / "none.txt"
+    elif case == "file-and-folder":
+        est = tmp_path
+    elif case == "binary":
+        est.write_bytes(bytes(range(256)) * 4)
+    elif case == "broken-json":
+        est = _ref(tmp_path, "{not json", "pitch_ref.wav.json")
+    elif case == "unmatched-folders":
+        (tmp_path / "r").mkdir()
+        (tmp_path / "e").mkdir()
+        _ref(tmp_path / "r", GOOD, "a.csv")
+        _ref(tmp_path / "e", GOOD, "pitch_b.wav.txt")
+        ref, est = tmp_path / "r", tmp_path / "e"
+    elif case == "csv-under-a-file":
+        extra = ["--csv", tmp_path / "ref.txt" / "scores.csv"]
+    code, err = run(evaluate.main, [ref, est, *extra], capsys)
+    assert_one_line_error(code, err, message)
+
+
+# ----------------------------------------------------------------------------- synth_testset.py
+
+@pytest.mark.parametrize("kind", ["missing", "text-named-wav", "zero-bytes", "zero-samples", "nan-samples", "1-hz"])
+def test_anasyn_bad_vocal(kind, tmp_path, capsys):
+    path = bad_audio(kind, tmp_path)
+    code, err = run(synth_testset.main, ["anasyn", "--vocal", path, "-o", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, path.name, BAD_AUDIO[kind])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("silent-vocal", "no voice found"),
+    ("noise-vocal", "no voice found"),
+    ("missing-accompaniment", "no such file"),
+    ("length-mismatch", "differ in length"),
+    ("no-such-stream", "no audio stream 7"),
+    ("output-under-a-file", "cannot create output folder"),
+    ("compose-missing-voices", "voice folder"),
+    ("compose-no-voices", "no training voices"),
+    ("compose-missing-accompaniment", "accompaniment folder"),
+])
+def test_synth_bad_situations(case, message, tmp_path, capsys):
+    rate = 16000
+    vocal = write_wav(tmp_path / "vocal.wav", harmonic_tone(220, 1.0, rate), rate)
+    argv = ["anasyn", "--vocal", vocal, "-o", tmp_path / "out", "--sample-rate", rate]
+    if case == "silent-vocal":
+        write_wav(vocal, np.zeros(rate, np.float32), rate)
+    elif case == "noise-vocal":
+        write_wav(vocal, 0.1 * np.random.default_rng(0).standard_normal(rate).astype(np.float32), rate)
+    elif case == "missing-accompaniment":
+        argv += ["--accompaniment", tmp_path / "none.wav"]
+    elif case == "length-mismatch":
+        argv += ["--accompaniment", write_wav(tmp_path / "acc.wav", harmonic_tone(110, 2.5, rate), rate)]
+    elif case == "no-such-stream":
+        mp4 = tmp_path / "song.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(vocal), "-c:a", "aac", str(mp4)], check=True)
+        argv = ["anasyn", "--vocal", mp4, "--vocal-stream", "7", "-o", tmp_path / "out"]
+    elif case == "output-under-a-file":
+        (tmp_path / "file").write_text("x")
+        argv[-3] = tmp_path / "file" / "out"
+    elif case.startswith("compose"):
+        voices = tmp_path / "voices"
+        voices.mkdir()
+        accompaniment = tmp_path / "acc"
+        accompaniment.mkdir()
+        if case == "compose-missing-voices":
+            voices = tmp_path / "nowhere"
+        if case == "compose-missing-accompaniment":
+            write_wav(voices / "v.wav", harmonic_tone(220, 1.0, rate), rate)
+            accompaniment = tmp_path / "nowhere"
+        argv = ["compose", "--voices", voices, "--accompaniment", accompaniment, "-o", tmp_path / "out",
+                "--minutes", "0.1", "--workers", "1", "-q"]
+    code, err = run(synth_testset.main, argv, capsys)
+    assert_one_line_error(code, err, message)
+
+
+# ----------------------------------------------------------------------------- trainers
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return make_tone_corpus(folder, n_train=1, n_val=1, seconds=0.5)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing-manifest", "not found"),
+    ("not-a-manifest", "not a manifest"),
+    ("missing-audio", "no such file"),
+    ("bad-label-columns", "expected 2 columns"),
+    ("empty-split", "no tracks in split"),
+    ("resume-nothing", "nothing to resume"),
+    ("run-exists", "--resume"),
+    ("negative-sigma", "sigma"),
+    ("corrupt-checkpoint", "not a valid weights bundle"),
+])
+def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
+    manifest = corpus
+    run_dir = tmp_path / "run"
+    extra = []
+    if case == "missing-manifest":
+        manifest = tmp_path / "none.csv"
+    elif case == "not-a-manifest":
+        manifest = _ref(tmp_path, "a,b\n1,2\n", "m.csv")
+    elif case == "missing-audio":
+        manifest = _ref(tmp_path, f"id,split,audio,label\nx,train,{tmp_path}/gone.wav,{corpus.parent}/train/train_0.f0.txt\n"
+                                  f"y,val,{corpus.parent}/val/val_0.wav,{corpus.parent}/val/val_0.f0.txt\n", "m.csv")
+    elif case == "bad-label-columns":
+        label = _ref(tmp_path, "0.00 0 1\n", "bad.f0.txt")
+        manifest = _ref(tmp_path, f"id,split,audio,label\nx,train,{corpus.parent}/train/train_0.wav,{label}\n", "m.csv")
+    elif case == "empty-split":
+        extra = ["--train-split", "nothing"]
+    elif case == "resume-nothing":
+        extra = ["--resume"]
+    elif case == "run-exists":
+        run_dir.mkdir()
+        (run_dir / "last.npz").write_bytes(b"x")
+    elif case == "negative-sigma":
+        extra = ["--sigma", "-0.5"]
+    elif case == "corrupt-checkpoint":
+        run_dir.mkdir()
+        (run_dir / "last.npz").write_bytes(b"PK\x03\x04garbage")
+        extra = ["--resume"]
+    argv = ["--train", manifest, "--run-dir", run_dir, "--filters", "4,4,4,4", "--lstm-units", "4",
+            "--cache-dir", tmp_path / "cache", "-q", *extra]
+    code, err = run(train_teacher.main, argv, capsys)
+    assert_one_line_error(code, err, message)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing-teacher", "teacher bundle"),
+    ("no-unlabeled", "no unlabeled audio"),
+    ("missing-unlabeled", "no such file or folder"),
+    ("no-validation", "validation data needed"),
+    ("corrupt-teacher", "not a valid weights bundle"),
+])
+def test_student_bad_situations(case, message, tmp_path, corpus, capsys):
+    teacher = save_random_bundle(tmp_path / "teacher.npz")
+    argv = ["--teacher", teacher, "--labeled", corpus, "--unlabeled", corpus.parent / "val",
+            "--run-dir", tmp_path / "run", "--cache-dir", tmp_path / "cache", "-q"]
+    if case == "missing-teacher":
+        argv[1] = tmp_path / "none.npz"
+    elif case == "no-unlabeled":
+        argv = argv[:4] + argv[6:]
+    elif case == "missing-unlabeled":
+        argv[5] = tmp_path / "nowhere"
+    elif case == "no-validation":
+        argv = argv[:2] + argv[4:]
+    elif case == "corrupt-teacher":
+        teacher.write_bytes(teacher.read_bytes()[:300])
+    code, err = run(train_student.main, argv, capsys)
+    assert_one_line_error(code, err, message)

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+import featureExtraction as fe
+import melodyExtraction_NS as cli
+from conftest import harmonic_tone, write_wav
+from melody.audio import load_audio, stream_audio
+
+
+@pytest.mark.parametrize("n", [1, 700, 1025, 80 * 311 + 7])
+def test_streaming_stft_equals_one_shot(n):
+    signal = np.random.default_rng(n).standard_normal(n)
+    expected = fe.magnitude_spectrogram(signal)
+    for block in (1, 333, 4096):
+        stft = fe.StreamingSTFT()
+        parts = [stft.push(signal[i:i + block]) for i in range(0, n, block)] + [stft.finish()]
+        np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+def test_streamed_decoding_equals_loading_at_once(tmp_path):
+    audio = np.stack([harmonic_tone(220, 7.3, 44100), harmonic_tone(330, 7.3, 44100)], axis=1)
+    path = write_wav(tmp_path / "long.wav", audio, 44100)
+    blocks = list(stream_audio(path, 8000, block_seconds=1.1))
+    assert len(blocks) > 5
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path, 8000))
+
+
+def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle):
+    rng = np.random.default_rng(0)
+    audio = harmonic_tone(200, 23.7, 16000) + 0.05 * rng.standard_normal(int(23.7 * 16000)).astype(np.float32)
+    path = write_wav(tmp_path / "song.wav", audio, 16000)
+    extractor = cli.MelodyExtractor(tiny_bundle, batch_size=3, engine="tf")  # chunks of 93 frames
+    times, f0, confidence = cli.extract_melody(path, extractor=extractor, subbin=True)
+    samples = fe.load_audio(path)
+    expected_f0, expected_confidence = cli.decode(extractor.activations(samples), subbin=True)
+    assert len(times) == fe.n_frames_for(samples.size) == 2371  # not a multiple of 93 nor of 31
+    np.testing.assert_allclose(f0, expected_f0, rtol=1e-6)
+    np.testing.assert_allclose(confidence, expected_confidence, atol=1e-6)
+
+
+def test_openvino_engine_matches_tensorflow(tiny_bundle):
+    pytest.importorskip("openvino")
+    from melody.bundle import read_bundle
+    from melody.engines import OpenVINOEngine, TFEngine
+
+    bundle = read_bundle(tiny_bundle)
+    windows = np.random.default_rng(1).standard_normal((5, 31, 513, 1)).astype(np.float32)
+    reference = TFEngine(bundle)(windows)
+    fast = OpenVINOEngine(bundle)
+    assert fast(windows).shape == (5, 31, 442)
+    assert np.abs(fast(windows) - reference).max() < 2e-3
+    assert (tiny_bundle.parent / ".openvino").is_dir()  # cached next to the weights
