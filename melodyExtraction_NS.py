@@ -96,10 +96,14 @@ class MelodyExtractor:
             outputs.append(self.engine(batch[..., None]))
         return np.concatenate(outputs) if outputs else np.zeros((0, features.WINDOW_FRAMES, labels.N_CLASSES))
 
+    def activations_from_spectrogram(self, spec: np.ndarray) -> np.ndarray:
+        """Per-frame softmax, shape (n_frames, 442), of a whole (n_frames, 513) dB spectrogram."""
+        windows = features.make_windows(np.asarray(spec, dtype=np.float32))
+        return self.run(windows).reshape(-1, labels.N_CLASSES)[:len(spec)]
+
     def activations(self, audio: np.ndarray) -> np.ndarray:
         """Per-frame softmax, shape (n_frames, 442), for mono 8 kHz audio (held in memory)."""
-        windows, n_frames = features.feature_windows(audio)
-        return self.run(windows).reshape(-1, labels.N_CLASSES)[:n_frames]
+        return self.activations_from_spectrogram(features.spectrogram(audio))
 
 
 def decode(activations: np.ndarray, median_filter: int = 0, subbin: bool = False,

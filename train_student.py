@@ -102,13 +102,12 @@ class StudentData:
     def pseudo_labels(self, teacher, teacher_digest: str, track, description: str, spec: np.ndarray) -> np.ndarray:
         """The teacher's argmax class per frame for one view of a track, cached by teacher and view."""
         from melody.cache import cache_key
-        from melody.training import predict_activations
 
         key = cache_key("pseudo", teacher_digest, self.features.key(track.audio, description))
         entry = self.pseudo.load(key)
         if entry is not None:
             return entry["classes"]
-        activations = predict_activations(teacher.model, spec, teacher.bundle.mean, teacher.bundle.std)
+        activations = teacher.activations_from_spectrogram(spec)
         classes = np.argmax(activations, axis=1).astype(np.int16)
         self.pseudo.save(key, {"classes": classes})
         return classes
