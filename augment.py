@@ -27,7 +27,6 @@ the chain can be recorded and replayed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from typing import Sequence
@@ -35,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from melody.cache import cache_key
-from melody.errors import MelodyError, run_cli
+from melody.errors import MelodyError, OneLineParser, run_cli
 
 EFFECT_PROBABILITY = 0.5
 ORIGINAL_ASSUMED_RATE = 44100
@@ -120,7 +119,7 @@ def rand_audio_augment(audio: np.ndarray, sample_rate: int, rng: np.random.Gener
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="augment.py", description="Apply one randAudioAugment chain to a file.")
+    parser = OneLineParser(prog="augment.py", description="Apply one randAudioAugment chain to a file.")
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from melody.errors import MelodyError, run_cli
+from melody.errors import MelodyError, OneLineParser, run_cli
 from melody.fileio import AUDIO_EXTENSIONS, write_text_atomic
 from melody.metrics import METRICS, mean_scores, melody_scores
 from melody.readers import read_f0
@@ -98,7 +98,7 @@ def format_table(results: list[tuple[str, dict[str, float]]], separator: str = "
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("reference", help="reference f0 file or folder")
     parser.add_argument("estimate", help="estimated f0 file or folder (this tool's output)")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")

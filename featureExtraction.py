@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from melody import audio as audio_io
-from melody.audio import decode_audio, to_mono_rate  # noqa: F401 (decode_audio re-exported for users)
+from melody.audio import decode_audio, to_mono_rate  # noqa: F401 (re-exported for users)
 
 SAMPLE_RATE = 8000
 """Model sample rate in Hz."""

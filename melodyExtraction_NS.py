@@ -27,7 +27,7 @@ import numpy as np
 import featureExtraction as features
 from melody import labels
 from melody.bundle import Bundle, read_bundle
-from melody.errors import MelodyError, one_line, run_cli
+from melody.errors import MelodyError, OneLineParser, one_line, run_cli
 from melody.fileio import ensure_output_dir, find_audio_files
 from melody.writers import FORMATS, output_path, write_melody
 
@@ -264,7 +264,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (original options first)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="melodyExtraction_NS.py",
         description="Extract the vocal melody (f0 every 10 ms) of songs.")
     parser.add_argument("-p", "--filepath", nargs="+", required=True, metavar="PATH",

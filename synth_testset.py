@@ -40,7 +40,7 @@ from melody import labels, world
 from melody.audio import load_audio
 from melody.cache import ArrayCache
 from melody.contours import Note, expressive_f0
-from melody.errors import MelodyError, run_cli
+from melody.errors import MelodyError, OneLineParser, run_cli
 from melody.fileio import AUDIO_EXTENSIONS, atomic_path, ensure_output_dir, write_text_atomic
 from melody.melodies import Song, random_song
 from melody.singing import sing
@@ -600,7 +600,7 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="synth_testset.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="synth_testset.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     modes = parser.add_subparsers(dest="mode", required=True)
     debug = {"action": "store_true", "help": argparse.SUPPRESS}

@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from melody.errors import MelodyError, run_cli
+from melody.errors import MelodyError, OneLineParser, run_cli
 from melody.trainer_cli import (add_training_options, filters_list, labeled_tracks, positive_int,
                                 prepare_environment, train_config)
 
@@ -283,7 +283,7 @@ def _minutes_used(run_dir: Path, iteration: int) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="train_student.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="train_student.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", required=True, help="teacher weights bundle (.npz)")
     parser.add_argument("--setup", choices=sorted(SETUPS), default="ns",
                         help="bts: Basic Teacher-Student, nts: Noisy Teacher-Student, ns: Noisy Student")
@@ -321,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise MelodyError(f"teacher bundle {args.teacher} not found")
     if not args.prepare_only and not (args.val or args.labeled):
         raise MelodyError("validation data needed: give --labeled (its val split) or --val")
+    from melody.fileio import ensure_output_dir
+
+    ensure_output_dir(args.run_dir)
+    if Path(args.teacher).is_dir():
+        raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
     started = (Path(args.run_dir) / "iter1" / "last.npz").exists()
     if started and not args.resume and not args.prepare_only:
         raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "

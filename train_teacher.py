@@ -21,13 +21,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from melody.errors import MelodyError, run_cli
+from melody.errors import MelodyError, OneLineParser, run_cli
 from melody.trainer_cli import (add_training_options, check_run_dir, filters_list, finish, labeled_tracks,
                                 positive_int, prepare_environment, train_config)
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="train_teacher.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="train_teacher.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", required=True, help="manifest.csv or folder of labeled audio")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val", help="manifest.csv or folder for validation (default: --train's val split)")

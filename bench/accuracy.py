@@ -18,7 +18,6 @@ moved to our 10 ms grid by nearest frame. Prints one table (VR, VFA, RPA, RCA, O
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from melody.errors import MelodyError, run_cli  # noqa: E402
+from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
 from melody.metrics import METRICS, mean_scores, melody_scores  # noqa: E402
 from melody.readers import read_f0  # noqa: E402
 
@@ -148,7 +147,7 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", nargs="+", default=[f"shipped={ROOT / 'weights' / 'melody_crnn.npz'}"],
                         help="NAME=BUNDLE pairs (default: the shipped weights)")
     parser.add_argument("--sets", nargs="+", default=["synth", "vocadito", "stems"])

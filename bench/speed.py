@@ -12,7 +12,6 @@ and the model's windows per second alone (engine only, batches of 64).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from melody.errors import run_cli  # noqa: E402
+from melody.errors import OneLineParser, run_cli  # noqa: E402
 
 SHARED_SONGS = ROOT.parent / "shared" / "data" / "songs"
 SPEED_DATA = ROOT / "data" / "bench" / "speed"
@@ -148,7 +147,7 @@ def default_weights() -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engine", default="auto")

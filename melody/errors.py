@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 from typing import Callable, Sequence
@@ -44,3 +45,10 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
               "(rerun with --debug for the traceback)", file=sys.stderr)
         code = 1
     sys.exit(code)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``error:`` line (exit code 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see --help)\n")

@@ -101,6 +101,10 @@ def train_config(args: argparse.Namespace, **extra):
 
 
 def check_run_dir(args: argparse.Namespace) -> None:
+    """A usable run folder: creatable, and holding a run only when resuming it."""
+    from .fileio import ensure_output_dir
+
+    ensure_output_dir(args.run_dir)
     last = Path(args.run_dir) / "last.npz"
     if last.exists() and not args.resume:
         raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "

@@ -16,7 +16,6 @@ Extra options for both trainers go in ``--train-options`` (default: bf16 mixed p
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from melody.errors import MelodyError, run_cli  # noqa: E402
+from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -66,7 +65,7 @@ def score(bundle: Path, tracks) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labeled", required=True, help="labeled manifest (train and val splits)")
     parser.add_argument("--unlabeled", nargs="+", required=True, help="folders of unlabeled audio")
     parser.add_argument("--test", help="test manifest or folder (default: --labeled's test split)")

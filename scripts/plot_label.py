@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -16,13 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import featureExtraction as features  # noqa: E402
-from melody.errors import run_cli  # noqa: E402
+from melody.errors import OneLineParser, run_cli  # noqa: E402
 from melody.plot import plot_melody  # noqa: E402
 from melody.readers import read_f0  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("audio")
     parser.add_argument("f0_files", nargs="*", help="label or estimate files to overlay")
     parser.add_argument("-o", "--output", required=True, help="PNG to write")

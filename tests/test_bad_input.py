@@ -26,7 +26,7 @@ def run(main, argv, capsys):
 
 def assert_one_line_error(code, err, *fragments):
     assert code != 0
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "usage:" not in err
     lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
     assert lines, err
     assert any(all(f in line for f in fragments) for line in lines), err
@@ -320,6 +320,12 @@ def corpus(tmp_path_factory):
     ("run-exists", "--resume"),
     ("negative-sigma", "sigma"),
     ("corrupt-checkpoint", "not a valid weights bundle"),
+    ("folder-without-labels", "has a label"),
+    ("audio-is-text", "not a readable audio file"),
+    ("run-dir-under-a-file", "cannot create output folder"),
+    ("non-monotonic-label", "not increasing"),
+    ("bad-filters", "four positive filter counts"),
+    ("unknown-label-format", "invalid choice"),
 ])
 def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
     manifest = corpus
@@ -348,6 +354,25 @@ def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
         run_dir.mkdir()
         (run_dir / "last.npz").write_bytes(b"PK\x03\x04garbage")
         extra = ["--resume"]
+    elif case == "folder-without-labels":
+        folder = tmp_path / "songs"
+        folder.mkdir()
+        write_wav(folder / "a.wav", harmonic_tone(220, 0.5, 8000), 8000)
+        manifest = folder
+    elif case == "audio-is-text":
+        fake = _ref(tmp_path, "not audio " * 50, "fake.wav")
+        manifest = _ref(tmp_path, f"id,split,audio,label\nx,train,{fake},{corpus.parent}/train/train_0.f0.txt\n"
+                                  f"y,val,{fake},{corpus.parent}/val/val_0.f0.txt\n", "m.csv")
+    elif case == "run-dir-under-a-file":
+        (tmp_path / "file").write_text("x")
+        run_dir = tmp_path / "file" / "run"
+    elif case == "non-monotonic-label":
+        label = _ref(tmp_path, "0.00 0\n0.02 220\n0.01 220\n", "bad.f0.txt")
+        manifest = _ref(tmp_path, f"id,split,audio,label\nx,train,{corpus.parent}/train/train_0.wav,{label}\n", "m.csv")
+    elif case == "bad-filters":
+        extra = ["--filters", "4,4"]
+    elif case == "unknown-label-format":
+        extra = ["--label-format", "rwc"]
     argv = ["--train", manifest, "--run-dir", run_dir, "--filters", "4,4,4,4", "--lstm-units", "4",
             "--cache-dir", tmp_path / "cache", "-q", *extra]
     code, err = run(train_teacher.main, argv, capsys)
@@ -360,6 +385,16 @@ def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
     ("missing-unlabeled", "no such file or folder"),
     ("no-validation", "validation data needed"),
     ("corrupt-teacher", "not a valid weights bundle"),
+    ("teacher-is-folder", "is a folder"),
+    ("empty-unlabeled-folder", "no unlabeled audio"),
+    ("unlabeled-text-named-wav", "not a readable audio file"),
+    ("run-exists", "--resume"),
+    ("run-dir-under-a-file", "cannot create output folder"),
+    ("missing-labeled", "not found"),
+    ("bad-shard", "shard"),
+    ("bad-ratio", "ratio"),
+    ("unknown-setup", "invalid choice"),
+    ("zero-k", "positive integer"),
 ])
 def test_student_bad_situations(case, message, tmp_path, corpus, capsys):
     teacher = save_random_bundle(tmp_path / "teacher.npz")
@@ -375,5 +410,30 @@ def test_student_bad_situations(case, message, tmp_path, corpus, capsys):
         argv = argv[:2] + argv[4:]
     elif case == "corrupt-teacher":
         teacher.write_bytes(teacher.read_bytes()[:300])
+    elif case == "teacher-is-folder":
+        argv[1] = tmp_path
+    elif case == "empty-unlabeled-folder":
+        (tmp_path / "nothing").mkdir()
+        argv[5] = tmp_path / "nothing"
+    elif case == "unlabeled-text-named-wav":
+        (tmp_path / "u").mkdir()
+        (tmp_path / "u" / "fake.wav").write_text("not audio " * 50)
+        argv[5] = tmp_path / "u"
+    elif case == "run-exists":
+        (tmp_path / "run" / "iter1").mkdir(parents=True)
+        (tmp_path / "run" / "iter1" / "last.npz").write_bytes(b"x")
+    elif case == "run-dir-under-a-file":
+        (tmp_path / "file").write_text("x")
+        argv[7] = tmp_path / "file" / "run"
+    elif case == "missing-labeled":
+        argv[3] = tmp_path / "none.csv"
+    elif case == "bad-shard":
+        argv += ["--shard", "2/2"]
+    elif case == "bad-ratio":
+        argv += ["--ratio", "1-1"]
+    elif case == "unknown-setup":
+        argv += ["--setup", "mean-teacher"]
+    elif case == "zero-k":
+        argv += ["--k", "0"]
     code, err = run(train_student.main, argv, capsys)
     assert_one_line_error(code, err, message)
