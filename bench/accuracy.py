@@ -116,14 +116,29 @@ def melodia(path: Path) -> tuple[np.ndarray, np.ndarray]:
                                                               MELODIA_HOP / MELODIA_RATE)
 
 
-def our_model(extractor):
+def our_model(extractor, record: dict | None = None):
     from melodyExtraction_NS import extract_melody
 
     def run(path: Path) -> tuple[np.ndarray, np.ndarray]:
         times, f0, _ = extract_melody(path, extractor=extractor)
+        if record is not None:
+            record[str(path)] = f0
         return times, f0
 
     return run
+
+
+def engine_agreement(fast: dict, reference: dict) -> tuple[float, float]:
+    """Share of frames with the same voicing decision, and of both-voiced frames within 50 cents."""
+    same_voicing, same_pitch, frames, voiced = 0, 0, 0, 0
+    for path, a in fast.items():
+        b = reference[path]
+        same_voicing += int(np.sum((a > 0) == (b > 0)))
+        frames += len(a)
+        both = (a > 0) & (b > 0)
+        same_pitch += int(np.sum(np.abs(1200 * np.log2(a[both] / b[both])) < 50))
+        voiced += int(both.sum())
+    return same_voicing / max(frames, 1), same_pitch / max(voiced, 1)
 
 
 def score_set(system, tracks) -> tuple[dict[str, float], float]:
@@ -152,6 +167,9 @@ def main(argv=None) -> int:
                         help="NAME=BUNDLE pairs (default: the shipped weights)")
     parser.add_argument("--sets", nargs="+", default=["synth", "vocadito", "stems"])
     parser.add_argument("--no-melodia", action="store_true")
+    parser.add_argument("--compare-engines", action="store_true",
+                        help="also run the first weights with the TensorFlow float32 reference engine and "
+                             "report how closely the fast engine agrees")
     parser.add_argument("--csv", help="also write the table as CSV")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
@@ -160,9 +178,17 @@ def main(argv=None) -> int:
     from melodyExtraction_NS import MelodyExtractor
 
     systems = {}
+    records: dict[str, dict] = {}
     for item in args.weights:
         name, _, path = item.rpartition("=")
-        systems[name or Path(path).stem] = our_model(MelodyExtractor(path))
+        name = name or Path(path).stem
+        records[name] = {}
+        systems[name] = our_model(MelodyExtractor(path), records[name])
+    first_name, first_path = next(iter(records)), args.weights[0].rpartition("=")[2]
+    if args.compare_engines:
+        records["tf reference"] = {}
+        systems[f"{first_name} [tf float32]"] = our_model(MelodyExtractor(first_path, engine="tf"),
+                                                          records["tf reference"])
     if not args.no_melodia:
         systems["Melodia (essentia)"] = melodia
     sets = {}
@@ -180,6 +206,10 @@ def main(argv=None) -> int:
             print(f"{set_name}: {system_name} OA {scores['OA']:.3f}", file=sys.stderr)
     table = format_rows(rows)
     sys.stdout.write(table)
+    if args.compare_engines:
+        voicing, pitch = engine_agreement(records[first_name], records["tf reference"])
+        print(f"\nfast engine vs TensorFlow float32 ({first_name}): {voicing:.2%} identical voicing decisions, "
+              f"{pitch:.2%} of frames voiced in both within 50 cents")
     if args.csv:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["set", "system", *METRICS, "seconds"], lineterminator="\n")

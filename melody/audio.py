@@ -38,13 +38,6 @@ def check_audio_file(path: Path) -> None:
         raise MelodyError(f"{path}: file is empty (0 bytes)")
 
 
-def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return data, int(rate)
-
-
 def _ffprobe_stream(path: Path, stream: int) -> tuple[int, int]:
     command = ["ffprobe", "-v", "error", "-select_streams", f"a:{stream}",
                "-show_entries", "stream=sample_rate,channels", "-of", "json", str(path)]
@@ -53,46 +46,6 @@ def _ffprobe_stream(path: Path, stream: int) -> tuple[int, int]:
     if not streams:
         raise MelodyError(f"{path}: not a readable audio file (ffmpeg finds no audio stream {stream})")
     return int(streams[0]["sample_rate"]), int(streams[0]["channels"])
-
-
-def _read_with_ffmpeg(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
-    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
-        raise MelodyError(f"{path}: decoding this format needs ffmpeg, which is not installed "
-                          "(apt-get install ffmpeg)")
-    rate, channels = _ffprobe_stream(path, stream)
-    command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
-               "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    result = subprocess.run(command, capture_output=True, check=False)
-    if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip().splitlines()
-        detail = message[-1] if message else "ffmpeg failed"
-        raise MelodyError(f"{path}: cannot decode audio ({detail})")
-    data = np.frombuffer(result.stdout, dtype="<f4")
-    usable = len(data) - len(data) % channels
-    return data[:usable].reshape(-1, channels).copy(), rate
-
-
-def decode_audio(path: str | os.PathLike, stream: int = 0) -> tuple[np.ndarray, int]:
-    """Decode an audio file to float32 samples of shape (n, channels) and its rate.
-
-    WAV/FLAC/OGG/MP3 and the other libsndfile formats are read with
-    soundfile; MP4/M4A/AAC (and anything libsndfile rejects) with ffmpeg.
-    ``stream`` selects the audio stream of a multi-stream file (0 = the
-    first, which is the mix in a "stem" MP4).
-    """
-    path = Path(path)
-    check_audio_file(path)
-    if path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0:
-        return _read_with_ffmpeg(path, stream)
-    try:
-        return _read_with_soundfile(path)
-    except Exception as soundfile_error:  # libsndfile rejects it: try ffmpeg before giving up
-        if shutil.which("ffmpeg") is None:
-            raise MelodyError(f"{path}: not a readable audio file ({soundfile_error})") from None
-        try:
-            return _read_with_ffmpeg(path, stream)
-        except MelodyError:
-            raise MelodyError(f"{path}: not a readable audio file") from None
 
 
 def to_mono_rate(samples: np.ndarray, rate: int, target_rate: int, name: str = "audio") -> np.ndarray:
@@ -125,11 +78,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int, stream: int = 0) -> np
 def _soundfile_blocks(path: Path, block_frames: int) -> tuple[Iterator[np.ndarray], int]:
     import soundfile
 
-    handle = soundfile.SoundFile(str(path))
-    rate = handle.samplerate
+    rate = soundfile.info(str(path)).samplerate  # raises for what libsndfile cannot read
 
     def blocks() -> Iterator[np.ndarray]:
-        with handle:
+        with soundfile.SoundFile(str(path)) as handle:
             while True:
                 block = handle.read(block_frames, dtype="float32", always_2d=True)
                 if not len(block):
@@ -172,6 +124,42 @@ def _ffmpeg_blocks(path: Path, stream: int, block_frames: int) -> tuple[Iterator
     return blocks(), rate
 
 
+def _open_blocks(path: Path, stream: int, block_frames: int) -> tuple[Iterator[np.ndarray], int]:
+    """Raw (n, channels) float32 blocks of a file and its rate: libsndfile, or ffmpeg for what it cannot read."""
+    check_audio_file(path)
+    if path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0:
+        return _ffmpeg_blocks(path, stream, block_frames)
+    try:
+        return _soundfile_blocks(path, block_frames)
+    except Exception:  # libsndfile rejects it: try ffmpeg before giving up
+        if shutil.which("ffmpeg") is None:
+            raise MelodyError(f"{path}: not a readable audio file") from None
+        try:
+            return _ffmpeg_blocks(path, stream, block_frames)
+        except MelodyError:
+            raise MelodyError(f"{path}: not a readable audio file") from None
+
+
+def decode_audio(path: str | os.PathLike, stream: int = 0) -> tuple[np.ndarray, int]:
+    """Decode an audio file to float32 samples of shape (n, channels) and its rate.
+
+    WAV/FLAC/OGG/MP3 and the other libsndfile formats are read with
+    soundfile; MP4/M4A/AAC (and anything libsndfile rejects) with ffmpeg.
+    ``stream`` selects the audio stream of a multi-stream file (0 = the
+    first, which is the mix in a "stem" MP4).
+    """
+    blocks, rate = _open_blocks(Path(path), stream, 1 << 18)
+    try:
+        parts = list(blocks)
+    except MelodyError:
+        raise
+    except Exception as error:
+        raise MelodyError(f"{path}: cannot decode audio ({type(error).__name__}: {error})") from None
+    if not parts:
+        return np.zeros((0, 1), np.float32), rate
+    return np.concatenate(parts), rate
+
+
 def stream_audio(path: str | os.PathLike, sample_rate: int, stream: int = 0,
                  block_seconds: float = 10.0) -> Iterator[np.ndarray]:
     """Decode a file block by block as mono float32 at ``sample_rate`` (memory does not grow with length).
@@ -183,31 +171,11 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, stream: int = 0,
     import soxr
 
     path = Path(path)
-    check_audio_file(path)
-    use_ffmpeg = path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0
-    if not use_ffmpeg:
-        try:
-            import soundfile
-
-            soundfile.info(str(path))
-        except Exception:
-            use_ffmpeg = True
-            if shutil.which("ffmpeg") is None:
-                raise MelodyError(f"{path}: not a readable audio file") from None
-    if use_ffmpeg:
-        try:
-            _ffprobe_stream(path, stream)
-        except MelodyError:
-            if path.suffix.lower() in FFMPEG_EXTENSIONS or stream != 0:
-                raise
-            raise MelodyError(f"{path}: not a readable audio file") from None
-    # probe the rate first, so a block size in seconds can be chosen
-    blocks, rate = (_ffmpeg_blocks(path, stream, 1 << 16) if use_ffmpeg else _soundfile_blocks(path, 1 << 16))
+    probe_blocks, rate = _open_blocks(path, stream, 1 << 16)
+    del probe_blocks  # not started: nothing was decoded
     if rate < MIN_INPUT_RATE:
         raise MelodyError(f"{path}: sample rate {rate} Hz is too low (at least {MIN_INPUT_RATE} Hz needed)")
-    block_frames = max(1024, int(block_seconds * rate))
-    blocks, rate = (_ffmpeg_blocks(path, stream, block_frames) if use_ffmpeg
-                    else _soundfile_blocks(path, block_frames))
+    blocks, rate = _open_blocks(path, stream, max(1024, int(block_seconds * rate)))
     resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ") \
         if rate != sample_rate else None
     total = 0

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The recipe of the shipped weights (weights/melody_crnn.npz), step by step.
+#
+# On these 2-core CPUs each training step needs hours: every step has a time budget
+# (MINUTES per call) and resumes where it stopped, so run this script again (and again)
+# until it prints "done". On a GPU, set MINUTES high and run it once.
+#
+#   bash scripts/train_shipped_weights.sh            # MINUTES=100 by default
+#
+# Data: ../shared/data (voice/, voice_research/, accompaniment/, songs/). Set NO_RESEARCH=1 to
+# leave out the research-only voice_research/ folder (the weights then carry no research-only terms).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+MINUTES=${MINUTES:-100}
+NS_ITERATIONS=${NS_ITERATIONS:-1}
+RESEARCH_FLAG=$([ "${NO_RESEARCH:-0}" = 1 ] && echo --no-research || true)
+
+# 1. labeled corpus (train/val/test) and synthesized unlabeled mixes (their labels are not used)
+[ -f data/synth/manifest.csv ] || $PY synth_testset.py compose --minutes 120 --seed 0 -o data/synth $RESEARCH_FLAG
+[ -f data/unlabeled_synth/manifest.csv ] || \
+    $PY synth_testset.py compose --minutes 40 --seed 1 -o data/unlabeled_synth $RESEARCH_FLAG
+
+# 2. the teacher (continues from the committed checkpoint when there is no local run)
+if [ ! -f runs/teacher/last.npz ] && [ -f weights/checkpoints/teacher_last.npz ]; then
+    mkdir -p runs/teacher && cp weights/checkpoints/teacher_last.npz runs/teacher/last.npz
+fi
+RESUME=$([ -f runs/teacher/last.npz ] && echo --resume || true)
+if [ ! -f runs/teacher/done ]; then
+    $PY train_teacher.py --train data/synth/manifest.csv --run-dir runs/teacher --mixed-precision bf16 \
+        --steps-per-epoch 250 --patience 8 --seed 0 --max-minutes "$MINUTES" $RESUME
+    echo "teacher: rerun this script to continue training (touch runs/teacher/done to move on)"
+    exit 0
+fi
+
+# 3. Noisy Student iterations from the teacher
+RESUME=$([ -f runs/ns/iter1/last.npz ] && echo --resume || true)
+$PY train_student.py --teacher runs/teacher/best.npz --setup ns --iterations "$NS_ITERATIONS" \
+    --labeled data/synth/manifest.csv --unlabeled ../shared/data/songs \
+    --unlabeled-manifest data/unlabeled_synth/manifest.csv --run-dir runs/ns --mixed-precision bf16 \
+    --steps-per-epoch 250 --patience 4 --seed 0 --max-minutes "$MINUTES" $RESUME
+cat runs/ns/iterations.csv 2>/dev/null || true
+echo "done: copy the best iteration's best.npz to weights/melody_crnn.npz after bench/accuracy.py agrees"
