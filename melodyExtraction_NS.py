@@ -203,16 +203,29 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     f0_parts, confidence_parts = [], []
     pending = np.zeros((0, features.N_BINS), np.float32)
 
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the model runs in a worker thread (OpenVINO and TensorFlow release the GIL) while the main
+    # thread decodes and transforms the next chunk
+    worker = ThreadPoolExecutor(max_workers=1)
+    running: list = []
+
+    def collect() -> None:
+        future, real = running.pop()
+        probabilities = future.result().reshape(-1, labels.N_CLASSES)[:real]
+        f0, confidence = decode(probabilities, 0, subbin, voicing_threshold)
+        f0_parts.append(f0)
+        confidence_parts.append(confidence)
+
     def run_chunk(frames_db: np.ndarray) -> None:
         real = len(frames_db)
         padding = -real % features.WINDOW_FRAMES
         if padding:  # the last window: pad with the spectrogram's minimum, drop padded frames after
             frames_db = np.concatenate([frames_db, np.full((padding, features.N_BINS), pad_value, np.float32)])
         windows = frames_db.reshape(-1, features.WINDOW_FRAMES, features.N_BINS)
-        probabilities = extractor.run(windows).reshape(-1, labels.N_CLASSES)[:real]
-        f0, confidence = decode(probabilities, 0, subbin, voicing_threshold)
-        f0_parts.append(f0)
-        confidence_parts.append(confidence)
+        if running:
+            collect()
+        running.append((worker.submit(extractor.run, windows), real))
 
     from tqdm import tqdm
 
@@ -228,6 +241,9 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     pending = np.concatenate([pending, features.db_with_reference(stft.finish(), largest)])
     for start in range(0, len(pending), chunk_frames):
         run_chunk(pending[start:start + chunk_frames])
+    if running:
+        collect()
+    worker.shutdown()
     bar.update(len(pending))
     bar.close()
     f0 = np.concatenate(f0_parts)[:n_frames]
@@ -315,7 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         os.environ["MELODY_VERBOSE"] = "1"
-    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=args.engine)
+    # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
+    engine = "tf" if args.engine == "auto" and args.gpu_index is not None else args.engine
+    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=engine)
     inputs = find_audio_files(args.filepath, recursive=args.recursive)
     output_dir = ensure_output_dir(args.output_dir)
 

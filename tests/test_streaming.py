@@ -50,3 +50,20 @@ def test_openvino_engine_matches_tensorflow(tiny_bundle):
     assert fast(windows).shape == (5, 31, 442)
     assert np.abs(fast(windows) - reference).max() < 2e-3
     assert (tiny_bundle.parent / ".openvino").is_dir()  # cached next to the weights
+
+
+def test_fast_path_does_not_import_tensorflow_once_converted(tmp_path, tiny_bundle):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    pytest.importorskip("openvino")
+    wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.5, 8000), 8000)
+    code = ("import sys; sys.path.insert(0, {root!r}); import melodyExtraction_NS as m; "
+            "m.extract_melody({wav!r}, weights={weights!r}); print('tensorflow' in sys.modules)")
+    command = [sys.executable, "-c", code.format(root=str(ROOT), wav=str(wav), weights=str(tiny_bundle))]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)  # converts and caches
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert second.stdout.strip() == "False"
