@@ -79,6 +79,12 @@ class MelodyExtractor:
         self._engine = None
 
     @property
+    def tuned_voicing_threshold(self) -> float | None:
+        """The voicing threshold chosen on validation data when the bundle was trained (None: argmax)."""
+        value = self.bundle.config.get("decoding", {}).get("voicing_threshold")
+        return None if value is None else float(value)
+
+    @property
     def engine(self):
         """The inference engine (built on first use; TensorFlow is imported only if needed)."""
         if self._engine is None:
@@ -173,7 +179,7 @@ def _signal_stats(blocks) -> tuple[int, float, float, bool]:
 def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                    weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
                    median_filter: int = 0, subbin: bool = False,
-                   voicing_threshold: float | None = None,
+                   voicing_threshold: float | str | None = "tuned",
                    extractor: MelodyExtractor | None = None,
                    progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vocal melody of a song: ``(times, f0, confidence)``, one value per 10 ms frame.
@@ -183,6 +189,11 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     0.01, ...) covering exactly the audio, ``f0`` is in Hz with 0 for no
     voice, ``confidence`` is the model's voicing probability. Pass an
     ``extractor`` to reuse a loaded model across calls.
+
+    ``voicing_threshold``: ``"tuned"`` (default) uses the threshold on
+    ``1 - p(no voice)`` chosen on validation data when the weights were
+    trained, if the bundle has one, else the paper's argmax rule; ``None`` or
+    ``"argmax"`` forces the paper's rule; a number sets the threshold.
 
     Files are streamed: decoded twice in blocks (once for the spectrogram's
     global maximum, which ``power_to_db(ref=max)`` needs, once for the
@@ -198,6 +209,10 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
         # spectrogram the model never saw; silence has no voice by definition
         return times, np.zeros(n_frames), np.zeros(n_frames)
     extractor = extractor or MelodyExtractor(weights)
+    if voicing_threshold == "tuned":
+        voicing_threshold = extractor.tuned_voicing_threshold
+    elif voicing_threshold == "argmax":
+        voicing_threshold = None
     pad_value = float(features.db_with_reference(np.array([smallest]), largest)[0])
     chunk_frames = extractor.batch_size * features.WINDOW_FRAMES
     f0_parts, confidence_parts = [], []
@@ -264,8 +279,13 @@ def _median_kernel(text: str) -> int:
     return value
 
 
-def _probability(text: str) -> float:
-    value = float(text)
+def _probability(text: str) -> float | str:
+    if text in ("tuned", "argmax"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"voicing threshold must be tuned, argmax or a number, got {text}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"voicing threshold must be between 0 and 1, got {text}")
     return value
@@ -295,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="median-filter the f0 track with an odd kernel N (authors' evaluation: 5)")
     parser.add_argument("--subbin", action="store_true",
                         help="sub-bin f0: softmax-weighted mean pitch around the most probable class")
-    parser.add_argument("--voicing-threshold", type=_probability, default=None, metavar="P",
-                        help="voiced when 1 - p(no voice) >= P (default: argmax over all classes)")
+    parser.add_argument("--voicing-threshold", type=_probability, default="tuned", metavar="P",
+                        help="voiced when 1 - p(no voice) >= P; 'argmax': the paper's rule; 'tuned' (default): "
+                             "the threshold chosen on validation data in training, else argmax")
     parser.add_argument("--format", choices=sorted(FORMATS), default="txt",
                         help="txt (original), csv (time,frequency,confidence), json, "
                              "sv (Sonic Visualiser / Tony: time,frequency of voiced frames)")

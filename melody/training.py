@@ -114,15 +114,17 @@ def predict_activations(model, spec: np.ndarray, mean: np.ndarray, std: np.ndarr
     return np.concatenate(outputs).reshape(-1, N_CLASSES)[:len(spec)]
 
 
-def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
-    """Mean mir_eval scores over whole validation tracks (argmax decoding)."""
+def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray) -> tuple[dict[str, float], dict]:
+    """Mean mir_eval scores over whole validation tracks (the paper's argmax decoding), and the
+    voicing rule that would score best (see :func:`best_voicing`)."""
+    activations = [predict_activations(model, spec, mean, std) for spec in data.specs]
+    references = _references(data, activations)
     scores = []
-    for spec, classes, track in zip(data.specs, data.classes, data.tracks):
-        estimate = class_to_f0(np.argmax(predict_activations(model, spec, mean, std), axis=1))
-        reference = np.pad(track.f0, (0, max(0, len(spec) - len(track.f0))))[:len(spec)]
-        times = features.frame_times(len(spec))
+    for reference, probabilities in zip(references, activations):
+        estimate = class_to_f0(np.argmax(probabilities, axis=1))
+        times = features.frame_times(len(reference))
         scores.append(melody_scores(times, reference, times, estimate))
-    return mean_scores(scores)
+    return mean_scores(scores), best_voicing(activations, references)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -161,7 +163,8 @@ class TrainState:
     finished: bool = False
 
 
-LOG_FIELDS = ("epoch", "windows_seen", "train_loss", *METRICS, "train_minutes", "windows_per_second")
+LOG_FIELDS = ("epoch", "windows_seen", "train_loss", *METRICS, "OA_tuned_voicing", "voicing_threshold",
+              "train_minutes", "windows_per_second")
 
 
 def configure_precision(policy: str | None) -> None:
@@ -220,6 +223,7 @@ class Trainer:
                                loss=keras.losses.CategoricalCrossentropy())
             self.model.optimizer.build(self.model.trainable_variables)
         self.log_rows: list[dict] = []
+        self.decoding: dict = {"voicing_threshold": None}
         self._writer = None
 
     # -- checkpoints
@@ -236,7 +240,7 @@ class Trainer:
                 "training": {**{k: (str(v) if isinstance(v, Path) else v)
                                 for k, v in vars(self.config).items() if k != "extra_config"},
                              **self.config.extra_config},
-                "state": vars(self.state)}
+                "state": vars(self.state), "decoding": self.decoding}
 
     def _log_text(self) -> str:
         buffer = io.StringIO()
@@ -270,6 +274,7 @@ class Trainer:
             for variable, value in zip(self.model.optimizer.variables, optimizer_state):
                 variable.assign(value)
         self.state = TrainState(**bundle.config.get("state", {}))
+        self.decoding = bundle.config.get("decoding") or self.decoding
         if bundle.training_log.strip():
             self.log_rows = list(csv.DictReader(io.StringIO(bundle.training_log)))
         return True
@@ -319,11 +324,15 @@ class Trainer:
 
     def _end_epoch(self, losses, validation, windows, seconds, on_epoch_end) -> None:
         state, config = self.state, self.config
-        scores = validate(self.model, validation, self.mean, self.std) if validation else {
-            m: float("nan") for m in METRICS}
+        if validation:
+            scores, self.decoding = validate(self.model, validation, self.mean, self.std)
+        else:
+            scores = {m: float("nan") for m in METRICS}
         row = {"epoch": state.epoch + 1, "windows_seen": state.windows_seen,
                "train_loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
                **{m: round(scores[m], 4) for m in METRICS},
+               "OA_tuned_voicing": self.decoding.get("val_OA_tuned", ""),
+               "voicing_threshold": self.decoding.get("voicing_threshold", ""),
                "train_minutes": round(state.train_seconds / 60.0, 2),
                "windows_per_second": round(windows / max(seconds, 1e-9), 2)}
         self.log_rows.append(row)
@@ -343,6 +352,7 @@ class Trainer:
         self.save_checkpoint()
         if config.progress:
             print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val OA {row['OA']:.4f} "
+                  f"(tuned voicing {row['OA_tuned_voicing']} at {row['voicing_threshold']}) "
                   f"RPA {row['RPA']:.4f} VFA {row['VFA']:.4f} (best {state.best_oa:.4f} at epoch "
                   f"{state.best_epoch}), {row['windows_per_second']} windows/s", file=sys.stderr)
         if on_epoch_end is not None:
@@ -377,3 +387,45 @@ def supervised_batch(data: FrameData, mean: np.ndarray, std: np.ndarray, batch_s
         return features.normalize(x, mean, std)[..., None], target_distributions(classes, sigma), None
 
     return make_batch
+
+
+VOICING_CANDIDATES = tuple(round(float(v), 2) for v in np.arange(0.20, 0.81, 0.05))
+
+
+def best_voicing(activations: list[np.ndarray], references: list[np.ndarray]) -> dict:
+    """The voicing rule with the best mean OA: the paper's argmax (kept on ties) or a threshold on 1 - p(no voice)."""
+    from melodyExtraction_NS import decode
+
+    def mean_oa(threshold):
+        scores = []
+        for reference, probabilities in zip(references, activations):
+            f0, _ = decode(probabilities, voicing_threshold=threshold)
+            times = features.frame_times(len(f0))
+            scores.append(melody_scores(times, reference, times, f0))
+        return mean_scores(scores)["OA"]
+
+    results = {None: mean_oa(None)}
+    for threshold in VOICING_CANDIDATES:
+        results[threshold] = mean_oa(threshold)
+    best = max(results, key=lambda k: (results[k], k is None))
+    return {"voicing_threshold": best, "val_OA_argmax": round(results[None], 4),
+            "val_OA_tuned": round(results[best], 4)}
+
+
+def tune_voicing(bundle_path: Path, validation: FrameData, progress: bool = False) -> dict:
+    """Choose the voicing rule on validation data for an existing bundle and store it in the bundle."""
+    from melodyExtraction_NS import MelodyExtractor
+
+    extractor = MelodyExtractor(bundle_path)
+    activations = [extractor.activations_from_spectrogram(spec) for spec in validation.specs]
+    decoding = best_voicing(activations, _references(validation, activations))
+    bundle = read_bundle(bundle_path)
+    save_bundle(bundle_path, bundle.weights, bundle.mean, bundle.std, dict(bundle.config, decoding=decoding),
+                bundle.training_log, extra=bundle.extra)
+    if progress:
+        print(f"voicing: {decoding}", file=sys.stderr)
+    return decoding
+
+
+def _references(data: FrameData, activations: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.pad(t.f0, (0, max(0, len(a) - len(t.f0))))[:len(a)] for t, a in zip(data.tracks, activations)]

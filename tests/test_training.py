@@ -123,3 +123,39 @@ def test_bad_training_input(tmp_path, args, message):
         base[flag] = value
     result = run_teacher(*[x for pair in base.items() for x in pair], *TINY_ARGS)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_best_voicing_finds_the_threshold_that_recovers_quiet_voiced_frames():
+    from melody.training import best_voicing
+
+    reference = np.full(100, 220.0)
+    reference[80:] = 0.0
+    probabilities = np.full((100, 442), 1e-6)
+    probabilities[:, 0] = 0.55           # the model hesitates on every frame...
+    probabilities[:80, 137] = 0.45       # ...but puts the rest on the right pitch (220 Hz is class 137)
+    probabilities[80:, 0] = 0.95         # and is sure where there is no voice
+    probabilities[80:, 137] = 0.05
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    decoding = best_voicing([probabilities], [reference])
+    assert decoding["val_OA_argmax"] == pytest.approx(0.2)   # argmax: everything unvoiced
+    assert decoding["val_OA_tuned"] == pytest.approx(1.0)
+    assert 0.05 < decoding["voicing_threshold"] <= 0.45
+
+
+def test_extraction_uses_the_bundles_tuned_threshold(tmp_path):
+    import melodyExtraction_NS as cli
+    from melody.bundle import read_bundle, save_bundle
+    from conftest import save_random_bundle
+
+    path = save_random_bundle(tmp_path / "w.npz")
+    bundle = read_bundle(path)
+    save_bundle(path, bundle.weights, bundle.mean, bundle.std,
+                dict(bundle.config, decoding={"voicing_threshold": 0.0}))
+    extractor = cli.MelodyExtractor(path, engine="tf")
+    assert extractor.tuned_voicing_threshold == 0.0
+    audio = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    _, f0, _ = cli.extract_melody(audio, 8000, extractor=extractor)
+    assert (f0 > 0).all()  # threshold 0: every frame voiced
+    _, f0_argmax, _ = cli.extract_melody(audio, 8000, extractor=extractor, voicing_threshold="argmax")
+    _, f0_none, _ = cli.extract_melody(audio, 8000, extractor=extractor, voicing_threshold=None)
+    np.testing.assert_array_equal(f0_argmax, f0_none)
