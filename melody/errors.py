@@ -35,8 +35,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         print(f"error: {one_line(error)}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        print("interrupted: finished outputs are kept; rerun with --skip-existing to resume",
-              file=sys.stderr)
+        print("interrupted: finished work is saved; rerun to resume (--skip-existing for extraction, "
+              "--resume for training)", file=sys.stderr)
         code = 130
     except Exception as error:  # a bug, not bad input: still one line unless --debug
         if debug:
