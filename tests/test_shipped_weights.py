@@ -1,0 +1,31 @@
+"""The shipped model finds the demo song's melody (thresholds a little below the model card's figures)."""
+
+import pytest
+
+from conftest import ROOT
+
+WEIGHTS = ROOT / "weights" / "melody_crnn.npz"
+MIN_RPA = 0.85
+MIN_OA = 0.80
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
+def test_shipped_model_finds_the_demo_melody():
+    from melody.metrics import melody_scores
+    from melody.readers import read_f0
+    from melodyExtraction_NS import extract_melody
+
+    times, f0, confidence = extract_melody(ROOT / "audio" / "demo_song.wav")
+    ref_times, ref_f0 = read_f0(ROOT / "audio" / "demo_song.f0.txt")
+    scores = melody_scores(ref_times, ref_f0, times, f0)
+    assert scores["RPA"] >= MIN_RPA and scores["OA"] >= MIN_OA, scores
+    assert len(times) == len(ref_times)
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
+def test_shipped_bundle_is_the_paper_model_with_a_tuned_voicing_rule():
+    from melody.bundle import read_bundle
+
+    bundle = read_bundle(WEIGHTS)
+    assert bundle.model_args == {"filters": [64, 128, 192, 256], "lstm_units": 256}
+    assert "voicing_threshold" in bundle.config.get("decoding", {})
