@@ -193,7 +193,10 @@ def run_iterations(args: argparse.Namespace) -> int:
     from melody.fileio import write_text_atomic
     from melody.training import Trainer, load_frame_data, make_strategy
 
+    from melody.bundle import read_bundle
+
     run_dir = Path(args.run_dir)
+    read_bundle(args.teacher)  # a broken teacher fails now, not after minutes of feature extraction
     store = StudentData(Path(args.cache_dir), args.k, args.seed, args.original_rate_quirk, not args.quiet)
     unlabeled = unlabeled_folder(args.unlabeled or [], shard=args.shard) if args.unlabeled else []
     for manifest in args.unlabeled_manifest or []:  # synthesized mixes whose labels are withheld
