@@ -93,9 +93,7 @@ def magnitude_spectrogram(audio: np.ndarray) -> np.ndarray:
 def magnitude_to_db(magnitude: np.ndarray) -> np.ndarray:
     """``librosa.power_to_db(magnitude, ref=np.max)`` with its defaults (amin 1e-10, top_db 80)."""
     magnitude = np.asarray(magnitude, dtype=np.float64)
-    reference = magnitude.max() if magnitude.size else 1.0
-    db = 10.0 * np.log10(np.maximum(AMIN, magnitude)) - 10.0 * np.log10(max(AMIN, reference))
-    return np.maximum(db, db.max() - TOP_DB).astype(np.float32)
+    return db_with_reference(magnitude, float(magnitude.max()) if magnitude.size else 1.0)
 
 
 def spectrogram(audio: np.ndarray) -> np.ndarray:

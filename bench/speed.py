@@ -58,7 +58,9 @@ def make_input(minutes: int) -> Path:
         import synth_testset
 
         mix, _, rate = synth_testset.demo_song()
-        pieces = [load_audio_array(mix, rate)]
+        from melody.audio import to_mono_rate
+
+        pieces = [to_mono_rate(mix, rate, RATE)]
     total = minutes * 60 * RATE
     audio = np.resize(np.concatenate(pieces), total).astype(np.float32)
     with tempfile.TemporaryDirectory() as work:
@@ -70,12 +72,6 @@ def make_input(minutes: int) -> Path:
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-b:a", "192k", str(temp)], check=True)
         os.replace(temp, path)
     return path
-
-
-def load_audio_array(samples: np.ndarray, rate: int) -> np.ndarray:
-    from melody.audio import to_mono_rate
-
-    return to_mono_rate(samples, rate, RATE)
 
 
 def _peak_rss_mb(pid: int) -> float | None:
