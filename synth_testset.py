@@ -264,6 +264,14 @@ HELD_OUT_VOICES = {"test": ("vocadito_1", "csd_drmeter_fixture"),
                    "val": ("vocadito_14", "dcs_libf0_excerpt", "smstools_freesound_singing")}
 """Voice groups (file stems or folder names) kept out of training. vocadito_1 has a human label."""
 HELD_OUT_ACCOMPANIMENT = {"test": ("Brahms",), "val": ()}
+VAL_PART_OF_RECORDING = 0.15
+"""Training accompaniment recordings lend their last 15 % (in time) to the val split, so the voicing
+threshold is chosen on real accompaniment the model has not heard."""
+LEAD_PROBABILITY = 0.5
+"""Share of soundfont accompaniments with a non-vocal melody line (labeled unvoiced)."""
+INSTRUMENTAL_STRETCH_PROBABILITY = 0.35
+INSTRUMENTAL_STRETCH_S = (2.0, 8.0)
+"""Items with the voice muted for a while: accompaniment alone, where the model must say "no voice"."""
 DISTRACTOR_PATTERN = "trumpet"
 """Accompaniment recordings with a melodic non-vocal lead: mixed in, labeled unvoiced."""
 SPEECH_PATTERN = "speech"
@@ -363,11 +371,38 @@ def _register(rng: np.random.Generator) -> tuple[float, float]:
     return low, min(80.0, low + rng.uniform(12, 18))
 
 
+def recording_part(audio: np.ndarray, split: str) -> np.ndarray:
+    """The part of a training accompaniment recording a split may use (val: its last 15 % in time)."""
+    cut = int(len(audio) * (1.0 - VAL_PART_OF_RECORDING))
+    return audio[cut:] if split == "val" else audio[:cut]
+
+
 def _excerpt(rng: np.random.Generator, audio: np.ndarray, n: int) -> np.ndarray:
     if len(audio) <= n:
         return np.resize(audio, n)
     start = int(rng.integers(0, len(audio) - n))
     return audio[start:start + n]
+
+
+def mute_stretch(vocal: np.ndarray, label_f0: np.ndarray, start_s: float, seconds: float,
+                 sample_rate: int, frame_period_ms: float = world.FRAME_PERIOD_MS,
+                 fade_s: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Silence the voice for ``seconds`` from ``start_s`` (short fades), and its label with it."""
+    vocal, label_f0 = vocal.copy(), label_f0.copy()
+    first, last = int(start_s * sample_rate), int((start_s + seconds) * sample_rate)
+    first, last = max(0, first), min(len(vocal), last)
+    if last <= first:
+        return vocal, label_f0
+    gain = np.zeros(last - first)
+    fade = min(int(fade_s * sample_rate), (last - first) // 2)
+    if fade:
+        ramp = np.linspace(1.0, 0.0, fade)
+        gain[:fade], gain[-fade:] = ramp, ramp[::-1]
+    vocal[first:last] *= gain
+    # every label frame that overlaps the faded region becomes unvoiced
+    frame_s = frame_period_ms / 1000.0
+    label_f0[max(0, int(np.floor(first / sample_rate / frame_s))):int(np.ceil(last / sample_rate / frame_s)) + 1] = 0.0
+    return vocal, label_f0
 
 
 def _rendered_accompaniment(rng: np.random.Generator, song: Song | None, seconds: float,
@@ -406,7 +441,7 @@ def _rendered_accompaniment(rng: np.random.Generator, song: Song | None, seconds
             drums.notes.append((time, 0.05, int(rng.choice([42, 42, 46])), int(rng.integers(40, 70))))
         tracks.append(drums)
         parts.append("drums")
-    if rng.random() < 0.25:
+    if rng.random() < LEAD_PROBABILITY:
         lead = Track(int(rng.choice(LEAD_PROGRAMS)))
         line = random_song(rng, seconds, (60, 84))
         lead.notes = [(n.onset, n.duration, int(n.midi), int(rng.integers(60, 100))) for n in line.notes]
@@ -475,10 +510,21 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     vocal = np.pad(vocal, (0, max(0, n - len(vocal))))[:n]
     label_f0 = label_f0.copy()
 
+    if rng.random() < INSTRUMENTAL_STRETCH_PROBABILITY:
+        stretch = float(rng.uniform(*INSTRUMENTAL_STRETCH_S))
+        vocal, label_f0 = mute_stretch(vocal, label_f0, float(rng.uniform(0.0, max(0.0, seconds - stretch))),
+                                       stretch, rate)
+
     recordings = sources.accompaniments[split]
+    if split == "val":
+        recordings = recordings or sources.accompaniments["train"]
+        part = "val"
+    else:
+        part = "train" if split == "train" else None
     if recordings and rng.random() < 0.45:
         path = recordings[int(rng.integers(len(recordings)))]
-        accompaniment = _excerpt(rng, cache.audio(path), n)
+        audio = cache.audio(path)
+        accompaniment = _excerpt(rng, recording_part(audio, part) if part else audio, n)
         accompaniment_name = path.name
     else:
         accompaniment, accompaniment_name = _rendered_accompaniment(rng, song, seconds, rate)

@@ -162,3 +162,23 @@ def test_held_out_voices_and_accompaniment_never_reach_training():
     assert not (groups["train"] & groups["test"]) and not (groups["train"] & groups["val"])
     assert [p.name for p in sources.accompaniments["test"]] == ["US_Army_Strings_-_Brahms_Hungarian_Dance_5.ogg"]
     assert all("Brahms" not in p.name for p in sources.accompaniments["train"] + sources.distractors)
+
+
+def test_mute_stretch_silences_voice_and_label_together():
+    rate, period = RATE, world.FRAME_PERIOD_MS
+    vocal = np.ones(3 * rate, dtype=np.float32)
+    label_f0 = np.full(int(3000 / period) + 1, 220.0)
+    muted, muted_f0 = synth.mute_stretch(vocal, label_f0, 1.0, 0.5, rate)
+    assert np.all(muted[int(1.05 * rate):int(1.45 * rate)] == 0)
+    assert np.all(muted[:rate] == 1) and np.all(muted[int(1.5 * rate):] == 1)
+    times = np.arange(len(label_f0)) * period / 1000
+    assert np.all(muted_f0[(times >= 1.0) & (times <= 1.5)] == 0)  # every frame touching the stretch
+    assert np.all(muted_f0[(times < 0.99) | (times > 1.51)] == 220.0)
+    assert np.all(vocal == 1) and np.all(label_f0 == 220.0)  # inputs untouched
+
+
+def test_recording_parts_of_train_and_val_do_not_overlap():
+    audio = np.arange(1000)
+    train, val = synth.recording_part(audio, "train"), synth.recording_part(audio, "val")
+    assert len(train) + len(val) == 1000 and len(val) == 150
+    assert train[-1] < val[0]
