@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--filters", type=filters_list, default=None,
                         help="four filter counts (default: the paper's 64,128,192,256)")
     parser.add_argument("--lstm-units", type=positive_int, default=None, help="default: the paper's 256")
+    parser.add_argument("--init", metavar="BUNDLE",
+                        help="start from this bundle's weights and normalisation (e.g. a committed checkpoint, "
+                             "to fine-tune on a new corpus), with a fresh training state")
     add_training_options(parser)
     return parser
 
@@ -47,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sigma < 0:
         raise MelodyError(f"--sigma must be >= 0, got {args.sigma}")
     check_run_dir(args)
+    if args.init and args.resume:
+        raise MelodyError("--init starts a new run and --resume continues one: give only one")
+    init_bundle = None
+    if args.init:
+        from melody.bundle import read_bundle
+        import featureExtraction as features
+
+        init_bundle = read_bundle(args.init, expected_features=features.FEATURE_DEFINITION)
     prepare_environment(args)
     from melody.datasets import FeatureCache
     from melody.training import Trainer, load_frame_data, make_strategy, normalization_stats, supervised_batch
@@ -58,11 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_data = load_frame_data(train, cache, progress=not args.quiet, desc="train features")
     val_data = load_frame_data(val, cache, progress=not args.quiet, desc="val features")
     model_args = model_config(tuple(args.filters or PAPER_FILTERS), args.lstm_units or PAPER_LSTM_UNITS)
-    mean, std = normalization_stats(train_data.specs)
+    init_weights = None
+    if init_bundle is not None:
+        if init_bundle.model_args != model_args:
+            raise MelodyError(f"{args.init} is a different model {init_bundle.model_args}; "
+                              "pass the same --filters and --lstm-units")
+        mean, std, init_weights = init_bundle.mean, init_bundle.std, init_bundle.weights
+    else:
+        mean, std = normalization_stats(train_data.specs)
     config = train_config(args, role="teacher", train=str(args.train), train_minutes=round(train_data.minutes, 2),
-                          val=str(args.val or args.train), val_tracks=len(val))
+                          val=str(args.val or args.train), val_tracks=len(val), init=args.init)
     strategy = make_strategy(args.gpu_index, args.cpu_devices)
-    trainer = Trainer(model_args, config, mean, std, strategy)
+    trainer = Trainer(model_args, config, mean, std, strategy, init_weights)
     if args.resume:
         trainer.resume()
     if not args.quiet:

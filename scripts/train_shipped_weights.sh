@@ -21,14 +21,19 @@ RESEARCH_FLAG=$([ "${NO_RESEARCH:-0}" = 1 ] && echo --no-research || true)
 [ -f data/unlabeled_synth/manifest.csv ] || \
     $PY synth_testset.py compose --minutes 40 --seed 1 -o data/unlabeled_synth $RESEARCH_FLAG
 
-# 2. the teacher (continues from the committed checkpoint when there is no local run)
-if [ ! -f runs/teacher/last.npz ] && [ -f weights/checkpoints/teacher_last.npz ]; then
-    mkdir -p runs/teacher && cp weights/checkpoints/teacher_last.npz runs/teacher/last.npz
+# 2. the teacher. A local run resumes; otherwise a new run starts from the committed checkpoint's
+#    weights (--init: fresh optimizer and epoch count, scored on this corpus's validation split),
+#    or from scratch when there is none (FROM_SCRATCH=1 forces it).
+if [ -f runs/teacher/last.npz ]; then
+    START=--resume
+elif [ -f weights/checkpoints/teacher_last.npz ] && [ "${FROM_SCRATCH:-0}" != 1 ]; then
+    START="--init weights/checkpoints/teacher_last.npz"
+else
+    START=
 fi
-RESUME=$([ -f runs/teacher/last.npz ] && echo --resume || true)
 if [ ! -f runs/teacher/done ]; then
     $PY train_teacher.py --train data/synth/manifest.csv --run-dir runs/teacher --mixed-precision bf16 \
-        --steps-per-epoch 250 --patience 8 --seed 0 --max-minutes "$MINUTES" $RESUME
+        --steps-per-epoch 250 --patience 8 --seed 0 --max-minutes "$MINUTES" $START
     echo "teacher: rerun this script to continue training (touch runs/teacher/done to move on)"
     exit 0
 fi

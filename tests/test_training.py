@@ -92,6 +92,24 @@ def test_kill_and_resume_continues_without_redoing_epochs(tmp_path):
     assert windows == [12, 24, 36, 48]
 
 
+def test_init_starts_a_new_run_from_a_bundles_weights_and_normalisation(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    common = ["--train", manifest, "--steps-per-epoch", 2, "--max-epochs", 1, "--cache-dir", tmp_path / "cache"]
+    assert run_teacher(*common, "--run-dir", tmp_path / "first", *TINY_ARGS).returncode == 0
+    first = read_bundle(tmp_path / "first" / "last.npz")
+    result = run_teacher(*common, "--run-dir", tmp_path / "second", "--init", tmp_path / "first" / "last.npz",
+                         "--lr", "1e-12", *TINY_ARGS)
+    assert result.returncode == 0, result.stderr
+    second = read_bundle(tmp_path / "second" / "last.npz")
+    np.testing.assert_array_equal(second.mean, first.mean)
+    assert second.config["state"]["epoch"] == 1 and second.config["state"]["windows_seen"] == 8  # fresh state
+    conv = next(i for i, w in enumerate(first.weights) if w.ndim == 4)
+    np.testing.assert_allclose(second.weights[conv], first.weights[conv], atol=1e-6)
+    other = run_teacher(*common, "--run-dir", tmp_path / "third", "--init", tmp_path / "first" / "last.npz",
+                        "--filters", "4,4,4,8", "--lstm-units", "4", "-q")
+    assert other.returncode == 1 and "different model" in other.stderr and "Traceback" not in other.stderr
+
+
 def test_time_budget_stops_with_a_checkpoint(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     run = tmp_path / "run"
