@@ -27,6 +27,7 @@ import numpy as np
 import featureExtraction as features
 from melody import labels
 from melody.bundle import Bundle, read_bundle
+from melody.engines import ENGINES
 from melody.errors import MelodyError, OneLineParser, one_line, run_cli
 from melody.fileio import ensure_output_dir, find_audio_files
 from melody.writers import FORMATS, output_path, write_melody
@@ -55,15 +56,14 @@ class MelodyExtractor:
     """A loaded model, reused for every file of a batch.
 
     ``weights`` is a bundle path (see :mod:`melody.bundle`) or an already
-    read :class:`Bundle`. ``engine`` is ``"auto"`` (OpenVINO when installed,
-    else TensorFlow), ``"openvino"`` or ``"tf"`` (the float32 reference).
-    The engine is created on first use.
+    read :class:`Bundle`. ``engine`` is one of :data:`melody.engines.ENGINES`:
+    ``"auto"`` (the bundle's int8 model if shipped, else OpenVINO, else
+    TensorFlow), ``"int8"``, ``"openvino"`` or ``"tf"`` (the float32
+    reference). The engine is created on first use.
     """
 
     def __init__(self, weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
                  batch_size: int = DEFAULT_BATCH_SIZE, engine: str = "auto") -> None:
-        from melody.engines import ENGINES
-
         self.bundle = weights if isinstance(weights, Bundle) else read_bundle(
             weights, expected_features=features.FEATURE_DEFINITION)
         expected_shape = (features.WINDOW_FRAMES, features.N_BINS)
@@ -323,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "sv (Sonic Visualiser / Tony: time,frequency of voiced frames)")
     parser.add_argument("--plot", action="store_true",
                         help="also write pitch_NAME.EXT.png: spectrogram with the melody on top")
-    parser.add_argument("--engine", choices=["auto", "openvino", "tf"], default="auto",
-                        help="auto: OpenVINO when installed (fast), else TensorFlow; tf: the float32 reference")
+    parser.add_argument("--engine", choices=list(ENGINES), default="auto",
+                        help="auto: the shipped int8 model when it matches the weights and the CPU has int8 "
+                             "units, else OpenVINO (bf16 where supported), else TensorFlow; "
+                             "tf: the float32 reference")
     parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
                         help="windows of 31 frames per model call")
     parser.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")

@@ -185,7 +185,15 @@ def main(argv=None) -> int:
         records[name] = {}
         systems[name] = our_model(MelodyExtractor(path), records[name])
     first_name, first_path = next(iter(records)), args.weights[0].rpartition("=")[2]
+    compared = {}  # system name -> its records, for the fast engines checked against the reference
     if args.compare_engines:
+        from melody.quantize import matching_int8_model
+
+        compared[first_name] = records[first_name]
+        if matching_int8_model(MelodyExtractor(first_path).bundle) is not None:  # auto ran int8: also bf16
+            name = f"{first_name} [openvino bf16]"
+            compared[name] = records[name] = {}
+            systems[name] = our_model(MelodyExtractor(first_path, engine="openvino"), records[name])
         records["tf reference"] = {}
         systems[f"{first_name} [tf float32]"] = our_model(MelodyExtractor(first_path, engine="tf"),
                                                           records["tf reference"])
@@ -206,10 +214,15 @@ def main(argv=None) -> int:
             print(f"{set_name}: {system_name} OA {scores['OA']:.3f}", file=sys.stderr)
     table = format_rows(rows)
     sys.stdout.write(table)
-    if args.compare_engines:
-        voicing, pitch = engine_agreement(records[first_name], records["tf reference"])
-        print(f"\nfast engine vs TensorFlow float32 ({first_name}): {voicing:.2%} identical voicing decisions, "
-              f"{pitch:.2%} of frames voiced in both within 50 cents")
+    for name, record in compared.items():
+        voicing, pitch = engine_agreement(record, records["tf reference"])
+        oa = {row["set"]: row["OA"] for row in rows if row["system"] == name}
+        reference_oa = {row["set"]: row["OA"] for row in rows if row["system"] == f"{first_name} [tf float32]"}
+        worst = max(abs(oa[key] - reference_oa[key]) for key in oa)
+        engine = "auto engine" if name == first_name else name
+        print(f"\n{engine} vs TensorFlow float32 ({first_name}): {voicing:.2%} identical voicing decisions, "
+              f"{pitch:.2%} of frames voiced in both within 50 cents, largest OA difference on a set "
+              f"{worst:.4f}")
     if args.csv:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["set", "system", *METRICS, "seconds"], lineterminator="\n")

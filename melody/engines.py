@@ -10,8 +10,14 @@ per-frame softmax ``(n, 31, 442)`` float32.
   (``weights/.openvino/<digest>/``, or ``~/.cache/vocal-melody/`` if that is
   not writable), keyed by the bundle's content: only the first run imports
   TensorFlow; later runs load the cached model without it.
-- ``tf``: Keras 3 / TensorFlow float32, the reference the fast path is
+- ``int8``: the bundle's int8-quantized OpenVINO model (3x3 convolutions in
+  int8, see :mod:`melody.quantize`), shipped beside the bundle as
+  ``<bundle>.int8/`` and used only when made from exactly that bundle.
+- ``tf``: Keras 3 / TensorFlow float32, the reference the fast paths are
   checked against.
+
+``auto`` picks int8 when a matching int8 model exists and the CPU has int8
+units, else ``openvino``, else ``tf``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from .bundle import Bundle
 from .cache import file_digest
 from .errors import MelodyError
 
-ENGINES = ("auto", "openvino", "tf")
+ENGINES = ("auto", "int8", "openvino", "tf")
 CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vocal-melody"
 
 
@@ -98,19 +104,26 @@ class OpenVINOEngine:
 
     name = "openvino"
 
-    def __init__(self, bundle: Bundle, precision: str = "auto") -> None:
+    def __init__(self, bundle: Bundle, precision: str = "auto", quantized_xml: Path | None = None) -> None:
         import openvino
 
+        core = openvino.Core()
+        if precision == "auto":
+            precision = "bf16" if "BF16" in cpu_capabilities() else "f32"
+        self.precision = precision
+        config = {"INFERENCE_PRECISION_HINT": precision}  # for the layers left in float
+        if quantized_xml is not None:
+            self.name = "int8"
+            try:
+                self.compiled = core.compile_model(str(quantized_xml), "CPU", config)
+            except RuntimeError as error:
+                raise MelodyError(f"OpenVINO cannot compile {quantized_xml}: {error}") from error
+            self.request = self.compiled.create_infer_request()
+            return
         folder = _cache_folder(bundle)
         xml = folder / "model.xml"
         if not xml.exists():
             xml = convert_to_openvino(bundle, folder)
-        core = openvino.Core()
-        if precision == "auto":
-            capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-            precision = "bf16" if "BF16" in capabilities else "f32"
-        self.precision = precision
-        config = {"INFERENCE_PRECISION_HINT": precision}
         try:
             self.compiled = core.compile_model(str(xml), "CPU", config)
         except RuntimeError:  # a damaged cache entry: rebuild it once
@@ -127,14 +140,34 @@ class OpenVINOEngine:
         return np.asarray(result[self.compiled.output(0)], dtype=np.float32)
 
 
+def cpu_capabilities() -> list[str]:
+    """OpenVINO's optimisation capabilities of this CPU (e.g. FP32, BF16, INT8)."""
+    import openvino
+
+    return list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
 def make_engine(bundle: Bundle, name: str = "auto"):
-    """The engine ``name`` for a bundle; ``auto`` is OpenVINO when installed, else TensorFlow."""
+    """The engine ``name`` for a bundle (see the module docstring for what ``auto`` picks)."""
+    from .quantize import matching_int8_model
+
     if name not in ENGINES:
         raise MelodyError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
+    if name in ("int8", "openvino") and not openvino_available():
+        raise MelodyError(f"the {name} engine needs the openvino package: pip install openvino")
     if name == "auto":
-        name = "openvino" if openvino_available() else "tf"
-    if name == "openvino":
         if not openvino_available():
-            raise MelodyError("the openvino engine needs the openvino package: pip install openvino")
+            return TFEngine(bundle)
+        quantized = matching_int8_model(bundle)
+        if quantized is not None and "INT8" in cpu_capabilities():
+            return OpenVINOEngine(bundle, quantized_xml=quantized)
+        return OpenVINOEngine(bundle)
+    if name == "int8":
+        quantized = matching_int8_model(bundle)
+        if quantized is None:
+            raise MelodyError(f"no int8 model made from {bundle.path or 'this bundle'}: "
+                              "make one with scripts/quantize_weights.py")
+        return OpenVINOEngine(bundle, quantized_xml=quantized)
+    if name == "openvino":
         return OpenVINOEngine(bundle)
     return TFEngine(bundle)
