@@ -160,12 +160,23 @@ def _blocks(audio: str | os.PathLike | np.ndarray, sample_rate: int | None):
     return lambda: iter([samples])
 
 
-def _signal_stats(blocks) -> tuple[int, float, float, bool]:
-    """Pass 1: sample count, the largest and smallest |STFT| (for ref=max dB) and whether any sample is non-zero."""
+HELD_AUDIO_SECONDS = 20 * 60
+"""Files up to this long keep their 8 kHz audio in memory after pass 1 (38 MB) instead of being decoded
+again; longer ones are decoded twice, so memory stays flat however long the input."""
+
+
+def _signal_stats(blocks) -> tuple[int, float, float, bool, list[np.ndarray] | None]:
+    """Pass 1: sample count, the largest and smallest |STFT| (for ref=max dB), whether any sample is
+    non-zero, and the blocks themselves if the audio is short enough to hold (else None)."""
     stft = features.StreamingSTFT()
     n_samples, largest, smallest, audible = 0, 0.0, np.inf, False
+    held: list[np.ndarray] | None = []
     for block in blocks():
         n_samples += block.size
+        if held is not None:
+            held.append(block)
+            if n_samples > HELD_AUDIO_SECONDS * features.SAMPLE_RATE:
+                held = None
         audible = audible or bool(np.any(block))
         frames = stft.push(block)
         if frames.size:
@@ -173,7 +184,7 @@ def _signal_stats(blocks) -> tuple[int, float, float, bool]:
     frames = stft.finish()
     if frames.size:
         largest, smallest = max(largest, float(frames.max())), min(smallest, float(frames.min()))
-    return n_samples, largest, smallest, audible
+    return n_samples, largest, smallest, audible, held
 
 
 def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
@@ -195,13 +206,18 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     trained, if the bundle has one, else the paper's argmax rule; ``None`` or
     ``"argmax"`` forces the paper's rule; a number sets the threshold.
 
-    Files are streamed: decoded twice in blocks (once for the spectrogram's
-    global maximum, which ``power_to_db(ref=max)`` needs, once for the
-    model), so memory does not grow with the length of the audio. The
-    result is identical to computing everything at once.
+    Files are streamed: decoded in blocks for the spectrogram's global
+    maximum, which ``power_to_db(ref=max)`` needs, then transformed and
+    run through the model chunk by chunk. Audio up to
+    :data:`HELD_AUDIO_SECONDS` is kept (8 kHz) between the two passes;
+    longer files are decoded a second time, so memory does not grow with
+    the length of the audio. The result is identical to computing
+    everything at once.
     """
     blocks = _blocks(audio, sample_rate)
-    n_samples, largest, smallest, audible = _signal_stats(blocks)
+    n_samples, largest, smallest, audible, held = _signal_stats(blocks)
+    if held is not None:
+        blocks = lambda: iter(held)  # noqa: E731  (short enough to keep: no second decode)
     n_frames = features.n_frames_for(n_samples)
     times = features.frame_times(n_frames)
     if not audible:

@@ -112,7 +112,8 @@ def measure(command: list[str], runs: int) -> tuple[float, float, list[float]]:
     return statistics.median(walls), max(r for _, r in results), walls
 
 
-def model_windows_per_second(weights: Path, engine: str, batches: int = 10) -> float:
+def model_windows_per_second(weights: Path, engine: str, batches: int = 10) -> tuple[float, str]:
+    """Windows per second of the engine alone, and the engine ``engine`` resolved to (auto -> int8...)."""
     from melodyExtraction_NS import MelodyExtractor
 
     extractor = MelodyExtractor(weights, engine=engine)
@@ -121,7 +122,11 @@ def model_windows_per_second(weights: Path, engine: str, batches: int = 10) -> f
     started = time.perf_counter()
     for _ in range(batches):
         extractor.engine(windows)
-    return 64 * batches / (time.perf_counter() - started)
+    speed = 64 * batches / (time.perf_counter() - started)
+    engine_used = extractor.engine.name
+    if engine_used == "openvino":
+        engine_used += f" {extractor.engine.precision}"
+    return speed, engine_used
 
 
 def default_weights() -> Path:
@@ -167,8 +172,9 @@ def main(argv=None) -> int:
             long_command = ours[:3] + [str(long_song)] + ours[4:]
             wall60, rss60, walls60 = measure(long_command, 1)
             rows.append(("ours (CLI, 60 min)", wall60, rss60, walls60))
-    speed = model_windows_per_second(weights, args.engine)
-    print(f"input: {song.name} (600 s, MP3 44.1 kHz stereo); weights: {weights.name}; engine: {args.engine}")
+    speed, engine_used = model_windows_per_second(weights, args.engine)
+    print(f"input: {song.name} (600 s, MP3 44.1 kHz stereo); weights: {weights.name}; "
+          f"engine: {args.engine} ({engine_used})")
     print("| command | wall s (median) | runs | real-time factor | peak RSS MB |")
     print("|---|---|---|---|---|")
     for name, wall, rss, walls in rows:

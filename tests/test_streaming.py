@@ -25,7 +25,12 @@ def test_streamed_decoding_equals_loading_at_once(tmp_path):
     np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path, 8000))
 
 
-def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle):
+@pytest.mark.parametrize("held_seconds", [cli.HELD_AUDIO_SECONDS, 5])  # audio kept in memory / decoded twice
+def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle, held_seconds, monkeypatch):
+    monkeypatch.setattr(cli, "HELD_AUDIO_SECONDS", held_seconds)
+    decodes = []
+    original = cli._blocks
+    monkeypatch.setattr(cli, "_blocks", lambda *a: (lambda: decodes.append(1) or original(*a)()))
     rng = np.random.default_rng(0)
     audio = harmonic_tone(200, 23.7, 16000) + 0.05 * rng.standard_normal(int(23.7 * 16000)).astype(np.float32)
     path = write_wav(tmp_path / "song.wav", audio, 16000)
@@ -34,6 +39,7 @@ def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle):
     samples = fe.load_audio(path)
     expected_f0, expected_confidence = cli.decode(extractor.activations(samples), subbin=True)
     assert len(times) == fe.n_frames_for(samples.size) == 2371  # not a multiple of 93 nor of 31
+    assert len(decodes) == (1 if held_seconds > 23.7 else 2)
     np.testing.assert_allclose(f0, expected_f0, rtol=1e-6)
     np.testing.assert_allclose(confidence, expected_confidence, atol=1e-6)
 
