@@ -45,4 +45,6 @@ $PY train_student.py --teacher runs/teacher/best.npz --setup ns --iterations "$N
     --unlabeled-manifest data/unlabeled_synth/manifest.csv --run-dir runs/ns --mixed-precision bf16 \
     --steps-per-epoch 250 --patience 4 --seed 0 --max-minutes "$MINUTES" $RESUME
 cat runs/ns/iterations.csv 2>/dev/null || true
-echo "done: copy the best iteration's best.npz to weights/melody_crnn.npz after bench/accuracy.py agrees"
+echo "done: copy the best iteration's best.npz to weights/melody_crnn.npz after bench/accuracy.py agrees,"
+echo "then make its int8 model: $PY scripts/quantize_weights.py (calibrated on data/synth's train split)"
+echo "and check it: $PY bench/accuracy.py --compare-engines"
