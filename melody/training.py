@@ -274,6 +274,10 @@ class Trainer:
             for variable, value in zip(self.model.optimizer.variables, optimizer_state):
                 variable.assign(value)
         self.state = TrainState(**bundle.config.get("state", {}))
+        recorded = bundle.config.get("training", {})
+        for key, value in self.config.extra_config.items():  # keep provenance (e.g. --init) across resumes
+            if value is None and recorded.get(key) is not None:
+                self.config.extra_config[key] = recorded[key]
         self.decoding = bundle.config.get("decoding") or self.decoding
         if bundle.training_log.strip():
             self.log_rows = list(csv.DictReader(io.StringIO(bundle.training_log)))

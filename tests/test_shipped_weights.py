@@ -1,5 +1,7 @@
 """The shipped model finds the demo song's melody (thresholds a little below the model card's figures)."""
 
+import subprocess
+
 import pytest
 
 from conftest import ROOT
@@ -29,3 +31,20 @@ def test_shipped_bundle_is_the_paper_model_with_a_tuned_voicing_rule():
     bundle = read_bundle(WEIGHTS)
     assert bundle.model_args == {"filters": [64, 128, 192, 256], "lstm_units": 256}
     assert "voicing_threshold" in bundle.config.get("decoding", {})
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
+def test_shipped_int8_model_was_made_from_the_shipped_bundle():
+    from melody.bundle import read_bundle
+    from melody.quantize import int8_folder, matching_int8_model
+
+    if not int8_folder(WEIGHTS).exists():
+        pytest.skip("no int8 model shipped")
+    assert matching_int8_model(read_bundle(WEIGHTS)) is not None, "stale int8 model: rerun scripts/quantize_weights.py"
+
+
+def test_weights_folder_stays_within_its_budget():
+    tracked = subprocess.run(["git", "ls-files", "weights"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    assert sum((ROOT / name).stat().st_size for name in tracked) < 40e6
