@@ -160,7 +160,10 @@ def make_engine(bundle: Bundle, name: str = "auto"):
             return TFEngine(bundle)
         quantized = matching_int8_model(bundle)
         if quantized is not None and "INT8" in cpu_capabilities():
-            return OpenVINOEngine(bundle, quantized_xml=quantized)
+            try:
+                return OpenVINOEngine(bundle, quantized_xml=quantized)
+            except MelodyError:  # a damaged int8 model: the float model gives the same melody
+                pass
         return OpenVINOEngine(bundle)
     if name == "int8":
         quantized = matching_int8_model(bundle)

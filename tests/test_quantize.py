@@ -69,3 +69,18 @@ def test_quantize_script_errors_are_one_line(tmp_path):
                              "--calibration", str(tmp_path / "missing.csv")], capture_output=True, text=True)
     assert result.returncode == 1 and "missing.csv not found" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_auto_falls_back_to_the_float_model_when_the_int8_model_is_damaged(quantized, tmp_path):
+    from melody.bundle import read_bundle
+    from melody.engines import make_engine
+    from melody.errors import MelodyError
+
+    bundle_path = tmp_path / "tiny.npz"
+    shutil.copyfile(quantized, bundle_path)
+    shutil.copytree(quantized.with_suffix(".int8"), bundle_path.with_suffix(".int8"))
+    (bundle_path.with_suffix(".int8") / "model.xml").write_text("<net broken")
+    bundle = read_bundle(bundle_path)
+    assert make_engine(bundle, "auto").name == "openvino"
+    with pytest.raises(MelodyError, match="cannot compile"):
+        make_engine(bundle, "int8")
