@@ -515,12 +515,11 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         vocal, label_f0 = mute_stretch(vocal, label_f0, float(rng.uniform(0.0, max(0.0, seconds - stretch))),
                                        stretch, rate)
 
-    recordings = sources.accompaniments[split]
-    if split == "val":
-        recordings = recordings or sources.accompaniments["train"]
-        part = "val"
-    else:
-        part = "train" if split == "train" else None
+    recordings, part = sources.accompaniments[split], None
+    if split == "train":
+        part = "train"
+    elif split == "val" and not recordings:  # borrow the unheard end of the training recordings
+        recordings, part = sources.accompaniments["train"], "val"
     if recordings and rng.random() < 0.45:
         path = recordings[int(rng.integers(len(recordings)))]
         audio = cache.audio(path)

@@ -49,15 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.sigma < 0:
         raise MelodyError(f"--sigma must be >= 0, got {args.sigma}")
-    check_run_dir(args)
     if args.init and args.resume:
         raise MelodyError("--init starts a new run and --resume continues one: give only one")
     init_bundle = None
-    if args.init:
-        from melody.bundle import read_bundle
+    if args.init:  # checked before the run folder is created
         import featureExtraction as features
+        from melody.bundle import read_bundle
 
         init_bundle = read_bundle(args.init, expected_features=features.FEATURE_DEFINITION)
+    check_run_dir(args)
     prepare_environment(args)
     from melody.datasets import FeatureCache
     from melody.training import Trainer, load_frame_data, make_strategy, normalization_stats, supervised_batch

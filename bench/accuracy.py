@@ -179,18 +179,20 @@ def main(argv=None) -> int:
 
     systems = {}
     records: dict[str, dict] = {}
+    extractors = {}
     for item in args.weights:
         name, _, path = item.rpartition("=")
         name = name or Path(path).stem
         records[name] = {}
-        systems[name] = our_model(MelodyExtractor(path), records[name])
+        extractors[name] = MelodyExtractor(path)
+        systems[name] = our_model(extractors[name], records[name])
     first_name, first_path = next(iter(records)), args.weights[0].rpartition("=")[2]
     compared = {}  # system name -> its records, for the fast engines checked against the reference
     if args.compare_engines:
         from melody.quantize import matching_int8_model
 
         compared[first_name] = records[first_name]
-        if matching_int8_model(MelodyExtractor(first_path).bundle) is not None:  # auto ran int8: also bf16
+        if matching_int8_model(extractors[first_name].bundle) is not None:  # auto ran int8: also bf16
             name = f"{first_name} [openvino bf16]"
             compared[name] = records[name] = {}
             systems[name] = our_model(MelodyExtractor(first_path, engine="openvino"), records[name])

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 import featureExtraction as features  # noqa: E402
 from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
+from melody.trainer_cli import positive_int  # noqa: E402
 
 DEFAULT_WINDOWS = 600
 
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration", default=str(ROOT / "data" / "synth" / "manifest.csv"),
                         help="a synth_testset.py compose manifest (its training split is used)")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--windows", type=int, default=DEFAULT_WINDOWS, help="calibration windows")
+    parser.add_argument("--windows", type=positive_int, default=DEFAULT_WINDOWS, help="calibration windows")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     from melody.bundle import read_bundle
