@@ -6,7 +6,8 @@
 Cross-entropy on Gaussian-blurred targets (``--sigma`` bins; 0 = one-hot),
 Adam, L2 as in the model. After every epoch (``--steps-per-epoch``
 batches) the model is scored with mir_eval on whole validation tracks;
-``RUN_DIR/best.npz`` is the bundle with the best validation OA (load it
+``RUN_DIR/best.npz`` is the bundle with the best validation OA under its
+tuned voicing threshold, the CLI's default decoding (load it
 with ``melodyExtraction_NS.py -w``), ``RUN_DIR/last.npz`` the checkpoint
 that ``--resume`` continues from, ``RUN_DIR/log.csv`` the per-epoch log.
 

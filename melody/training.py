@@ -127,6 +127,15 @@ def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray) -> tuple
     return mean_scores(scores), best_voicing(activations, references)
 
 
+def selection_oa(scores: dict[str, float], decoding: dict) -> float:
+    """The validation OA that ranks epochs: under the voicing rule the bundle will be decoded with.
+
+    The CLI decodes with the tuned threshold by default, so that is the OA that matters; a noisy
+    student is less sure of its voicing than its teacher, and the argmax rule undersells it.
+    """
+    return float(decoding.get("val_OA_tuned", scores["OA"]))
+
+
 # ----------------------------------------------------------------------------- the loop
 
 @dataclass
@@ -342,7 +351,7 @@ class Trainer:
         self.log_rows.append(row)
         state.epoch += 1
         state.step = 0
-        oa = scores["OA"] if validation else -state.epoch  # no validation: keep the latest
+        oa = selection_oa(scores, self.decoding) if validation else -state.epoch  # none: keep the latest
         if validation is None or oa > state.best_oa:
             state.best_oa, state.best_epoch, state.stale_epochs = float(oa), state.epoch, 0
             save_bundle(self.best_path, self.model.get_weights(), self.mean, self.std,

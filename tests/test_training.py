@@ -182,3 +182,11 @@ def test_extraction_uses_the_bundles_tuned_threshold(tmp_path):
     _, f0_argmax, _ = cli.extract_melody(audio, 8000, extractor=extractor, voicing_threshold="argmax")
     _, f0_none, _ = cli.extract_melody(audio, 8000, extractor=extractor, voicing_threshold=None)
     np.testing.assert_array_equal(f0_argmax, f0_none)
+
+
+def test_epochs_are_ranked_by_the_oa_of_the_default_decoding():
+    from melody.training import selection_oa
+
+    # a student whose argmax rule undersells it but whose tuned threshold wins
+    assert selection_oa({"OA": 0.8736}, {"voicing_threshold": 0.4, "val_OA_tuned": 0.8989}) == pytest.approx(0.8989)
+    assert selection_oa({"OA": 0.61}, {}) == pytest.approx(0.61)  # no tuning: the paper's argmax rule
