@@ -190,3 +190,45 @@ def test_epochs_are_ranked_by_the_oa_of_the_default_decoding():
     # a student whose argmax rule undersells it but whose tuned threshold wins
     assert selection_oa({"OA": 0.8736}, {"voicing_threshold": 0.4, "val_OA_tuned": 0.8989}) == pytest.approx(0.8989)
     assert selection_oa({"OA": 0.61}, {}) == pytest.approx(0.61)  # no tuning: the paper's argmax rule
+
+
+def _tiny_trainer(tmp_path, **options):
+    from melody.training import TrainConfig, Trainer
+
+    config = TrainConfig(run_dir=tmp_path / "run", batch_size=4, learning_rate=1e-2, progress=False, **options)
+    return Trainer(dict(TINY_MODEL), config, np.zeros((31, 513), np.float32), np.ones((31, 513), np.float32))
+
+
+def _tone_batches(poisoned_steps):
+    """Batches of a constant class; the inputs of ``poisoned_steps`` are NaN."""
+    from melody.labels import target_distributions
+
+    def make_batch(epoch, step):
+        x = np.random.default_rng(step).normal(size=(4, 31, 513, 1)).astype(np.float32)
+        if step in poisoned_steps:
+            x[0, 3, 7, 0] = np.nan
+        return x, target_distributions(np.full((4, 31), 200), 1.0), None
+
+    return make_batch
+
+
+def test_a_non_finite_step_is_undone_and_skipped(tmp_path):
+    trainer = _tiny_trainer(tmp_path, steps_per_epoch=6, max_epochs=1)
+    state = trainer.fit(_tone_batches({2}), validation=None)
+    assert state.skipped_steps == 1 and state.step == 0 and state.epoch == 1
+    assert all(np.isfinite(w).all() for w in trainer.model.get_weights())
+    assert read_bundle(tmp_path / "run" / "last.npz").config["state"]["skipped_steps"] == 1
+    assert np.isfinite(float(list(csv.DictReader(open(tmp_path / "run" / "log.csv")))[0]["train_loss"]))
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_state(tmp_path):
+    from melody.errors import MelodyError
+    from melody.training import MAX_CONSECUTIVE_SKIPS
+
+    trainer = _tiny_trainer(tmp_path, steps_per_epoch=100, max_epochs=1)
+    with pytest.raises(MelodyError, match="diverged.*lower --lr"):
+        trainer.fit(_tone_batches(set(range(3, 100))), validation=None)
+    state = read_bundle(tmp_path / "run" / "last.npz")
+    assert state.config["state"]["skipped_steps"] == MAX_CONSECUTIVE_SKIPS
+    assert state.config["state"]["step"] == 3 + MAX_CONSECUTIVE_SKIPS
+    assert all(np.isfinite(w).all() for w in state.weights)
