@@ -38,12 +38,15 @@ if [ ! -f runs/teacher/done ]; then
     exit 0
 fi
 
-# 3. Noisy Student iterations from the teacher
+# 3. Noisy Student iterations from the teacher (TEACHER=... to start from other weights, e.g. the
+#    shipped teacher: git show 3d96f97:weights/melody_crnn.npz > teacher.npz). The student starts from
+#    its teacher's weights, so it is fine-tuned at a third of the teacher's learning rate.
+TEACHER=${TEACHER:-runs/teacher/best.npz}
 RESUME=$([ -f runs/ns/iter1/last.npz ] && echo --resume || true)
-$PY train_student.py --teacher runs/teacher/best.npz --setup ns --iterations "$NS_ITERATIONS" \
+$PY train_student.py --teacher "$TEACHER" --setup ns --iterations "$NS_ITERATIONS" \
     --labeled data/synth/manifest.csv --unlabeled ../shared/data/songs \
     --unlabeled-manifest data/unlabeled_synth/manifest.csv --run-dir runs/ns --mixed-precision bf16 \
-    --steps-per-epoch 250 --patience 4 --seed 0 --max-minutes "$MINUTES" $RESUME
+    --steps-per-epoch 250 --patience 4 --seed 0 --lr 3e-4 --max-minutes "$MINUTES" $RESUME
 cat runs/ns/iterations.csv 2>/dev/null || true
 echo "done: copy the best iteration's best.npz to weights/melody_crnn.npz after bench/accuracy.py agrees,"
 echo "then make its int8 model: $PY scripts/quantize_weights.py (calibrated on data/synth's train split)"
