@@ -33,6 +33,7 @@ import argparse
 import csv
 import io
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -220,6 +221,7 @@ def run_iterations(args: argparse.Namespace) -> int:
     val_data = load_frame_data(val, store.features, progress=not args.quiet, desc="val features")
     labeled_data = build_labeled(labeled, store, student_augmented) if labeled and args.ratio[0] else None
     summary_rows = []
+    call_started = time.monotonic()
     strategy = make_strategy(args.gpu_index, args.cpu_devices)
     for iteration in range(1, args.iterations + 1):
         iteration_dir = run_dir / f"iter{iteration}"
@@ -228,10 +230,13 @@ def run_iterations(args: argparse.Namespace) -> int:
                               ratio=f"{args.ratio[0]}:{args.ratio[1]}", unlabeled_weight=args.unlabeled_weight,
                               original_rate_quirk=args.original_rate_quirk)
         config.run_dir = iteration_dir
-        if args.max_minutes is not None:
-            config.max_minutes = args.max_minutes - _minutes_used(run_dir, iteration)
+        if args.max_minutes is not None:  # the budget is per call, as the teacher's: rerun to go on
+            config.max_minutes = args.max_minutes - (time.monotonic() - call_started) / 60.0
             if config.max_minutes <= 0:
-                break
+                if not args.quiet:
+                    print(f"time budget of {args.max_minutes:g} min reached before iteration {iteration}; "
+                          "continue with --resume", file=sys.stderr)
+                return 0
         teacher = _teacher(teacher_path)
         unlabeled_data = build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
         init = teacher.bundle.weights if args.init == "teacher" else None
@@ -270,18 +275,6 @@ def run_iterations(args: argparse.Namespace) -> int:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(teacher_path, args.output)
     return 0
-
-
-def _minutes_used(run_dir: Path, iteration: int) -> float:
-    """Training minutes already spent by earlier iterations of this run (for the overall budget)."""
-    from melody.bundle import read_bundle
-
-    used = 0.0
-    for previous in range(1, iteration + 1):
-        last = run_dir / f"iter{previous}" / "last.npz"
-        if last.exists():
-            used += read_bundle(last).config.get("state", {}).get("train_seconds", 0.0) / 60.0
-    return used
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,7 +42,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", required=True, help="folder for checkpoints, best bundle and log")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.npz")
     parser.add_argument("--max-minutes", type=positive_float, default=None,
-                        help="stop (with a checkpoint) after this much training time")
+                        help="stop (with a checkpoint) after this many minutes of this call; "
+                             "--resume goes on")
     parser.add_argument("--max-epochs", type=positive_int, default=1000)
     parser.add_argument("--steps-per-epoch", type=positive_int, default=250)
     parser.add_argument("--patience", type=positive_int, default=10,

@@ -72,3 +72,23 @@ def test_bad_student_options(corpus, tmp_path):
     assert missing.returncode == 1 and "teacher bundle" in missing.stderr and "Traceback" not in missing.stderr
     shard = run_student("--teacher", teacher, "--shard", "3/2", "--run-dir", tmp_path / "r")
     assert shard.returncode == 2 and "shard" in shard.stderr
+
+
+def test_time_budget_is_per_call_so_a_resumed_run_goes_on(corpus):
+    """The recipe reruns the same command with the same --max-minutes until the student is done."""
+    from melody.bundle import read_bundle
+
+    folder, manifest, teacher = corpus
+    run = folder / "run_budget"
+    args = ["--teacher", teacher, "--setup", "ns", "--labeled", manifest, "--unlabeled", folder / "corpus" / "val",
+            "--run-dir", run, "--cache-dir", folder / "cache_budget", "--batch-size", "4",
+            "--steps-per-epoch", "100000", "--max-epochs", "1", "--max-minutes", "0.1"]
+    first = run_student(*args)
+    assert first.returncode == 0, first.stderr
+    assert "time budget" in first.stderr and "--resume" in first.stderr
+    steps_first = read_bundle(run / "iter1" / "last.npz").config["state"]["step"]
+    second = run_student(*args, "--resume", "-q")
+    assert second.returncode == 0, second.stderr
+    state = read_bundle(run / "iter1" / "last.npz").config["state"]
+    assert state["epoch"] == 0 and state["step"] > steps_first > 0
+    assert not (run / "iterations.csv").exists()  # the iteration is not finished
