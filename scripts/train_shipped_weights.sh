@@ -39,15 +39,22 @@ if [ ! -f runs/teacher/done ]; then
 fi
 
 # 3. Noisy Student iterations from the teacher (TEACHER=... to start from other weights, e.g. the
-#    shipped teacher: git show 3d96f97:weights/melody_crnn.npz > teacher.npz). The student starts from
-#    its teacher's weights, so it is fine-tuned at a third of the teacher's learning rate.
+#    shipped teacher: git show 3d96f97:weights/melody_crnn.npz > teacher.npz; or the next iteration
+#    from the shipped student: TEACHER=weights/melody_crnn.npz NS_RUN_DIR=runs/ns2). The student starts
+#    from its teacher's weights, so it is fine-tuned at a third of the teacher's learning rate.
 TEACHER=${TEACHER:-runs/teacher/best.npz}
-RESUME=$([ -f runs/ns/iter1/last.npz ] && echo --resume || true)
+NS_RUN_DIR=${NS_RUN_DIR:-runs/ns}
+RESUME=$([ -f "$NS_RUN_DIR/iter1/last.npz" ] && echo --resume || true)
 $PY train_student.py --teacher "$TEACHER" --setup ns --iterations "$NS_ITERATIONS" \
     --labeled data/synth/manifest.csv --unlabeled ../shared/data/songs \
-    --unlabeled-manifest data/unlabeled_synth/manifest.csv --run-dir runs/ns --mixed-precision bf16 \
+    --unlabeled-manifest data/unlabeled_synth/manifest.csv --run-dir "$NS_RUN_DIR" --mixed-precision bf16 \
     --steps-per-epoch 250 --patience 4 --seed 0 --lr 3e-4 --max-minutes "$MINUTES" $RESUME
-cat runs/ns/iterations.csv 2>/dev/null || true
+FINISHED=$([ -f "$NS_RUN_DIR/iterations.csv" ] && echo $(( $(wc -l < "$NS_RUN_DIR/iterations.csv") - 1 )) || echo 0)
+if [ "$FINISHED" -lt "$NS_ITERATIONS" ]; then
+    echo "student: $FINISHED of $NS_ITERATIONS iterations finished; rerun this script to continue"
+    exit 0
+fi
+cat "$NS_RUN_DIR/iterations.csv"
 echo "done: copy the best iteration's best.npz to weights/melody_crnn.npz after bench/accuracy.py agrees,"
 echo "then make its int8 model: $PY scripts/quantize_weights.py (calibrated on data/synth's train split)"
 echo "and check it: $PY bench/accuracy.py --compare-engines"
