@@ -55,6 +55,7 @@ if [ "$FINISHED" -lt "$NS_ITERATIONS" ]; then
     exit 0
 fi
 cat "$NS_RUN_DIR/iterations.csv"
-echo "done: copy the best iteration's best.npz to weights/melody_crnn.npz after bench/accuracy.py agrees,"
-echo "then make its int8 model: $PY scripts/quantize_weights.py (calibrated on data/synth's train split)"
-echo "and check it: $PY bench/accuracy.py --compare-engines"
+# The test sets measure the choice; they do not make it (validation OA does).
+echo "done: copy the best.npz of the iteration with the best validation OA above to weights/melody_crnn.npz"
+echo "if it beats the shipped model's validation OA, make its int8 model: $PY scripts/quantize_weights.py"
+echo "(calibrated on data/synth's train split), and measure it: $PY bench/accuracy.py --compare-engines"
