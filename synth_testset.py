@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 import featureExtraction as features
-from melody import labels, world
+from melody import labels, music_pool, world
 from melody.audio import load_audio
 from melody.cache import ArrayCache
 from melody.contours import Note, expressive_f0
@@ -276,6 +276,16 @@ DISTRACTOR_PATTERN = "trumpet"
 """Accompaniment recordings with a melodic non-vocal lead: mixed in, labeled unvoiced."""
 SPEECH_PATTERN = "speech"
 SPLITS = ("train", "val", "test")
+POOL_PROBABILITY = 0.55
+"""With a music pool: share of sung items over a pool excerpt (the rest as without a pool)."""
+POOL_STRETCH_PROBABILITY = 0.5
+POOL_STRETCH_S = (2.0, 12.0)
+"""With a music pool: more and longer stretches of accompaniment alone."""
+POOL_DISTRACTOR_PROBABILITY = 0.2
+"""With a music pool: share of sung items that also carry a lead-guitar stem, labeled unvoiced."""
+INSTRUMENTAL_SHARE = 0.2
+"""Default share of whole items of screened instrumental music (labeled unvoiced on every frame)."""
+SILENT_EXCERPT_DB = -50.0
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 CHORD_PROGRAMS = (0, 1, 4, 5, 16, 19, 24, 25, 26, 27, 46, 48, 49, 50, 88, 89, 90, 94)
 BASS_PROGRAMS = (32, 33, 34, 35, 38, 39, 43)
@@ -299,6 +309,8 @@ class Sources:
     voices: dict[str, list[VoiceSource]]
     accompaniments: dict[str, list[Path]]
     distractors: list[Path]
+    pool: music_pool.MusicPool | None = None
+    instrumental_share: float = 0.0
 
 
 def _group_of(path: Path, root: Path) -> str:
@@ -382,6 +394,39 @@ def _excerpt(rng: np.random.Generator, audio: np.ndarray, n: int) -> np.ndarray:
         return np.resize(audio, n)
     start = int(rng.integers(0, len(audio) - n))
     return audio[start:start + n]
+
+
+def pool_excerpt(rng: np.random.Generator, path: Path, n: int, sample_rate: int) -> np.ndarray:
+    """A random excerpt of ``n`` samples of a pool track, read without decoding the rest; not silent if avoidable."""
+    import soundfile
+    import soxr
+
+    info = soundfile.info(str(path))
+    length = int(np.ceil(n * info.samplerate / sample_rate))
+    for _ in range(5):  # game music has silent intros and endings
+        start = int(rng.integers(0, max(1, info.frames - length)))
+        audio, rate = soundfile.read(str(path), start=start, stop=start + length, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        if rms_db(audio) > SILENT_EXCERPT_DB:
+            break
+    if rate != sample_rate:
+        audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
+    return np.resize(audio, n) if len(audio) < n else audio[:n]
+
+
+def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sources: Sources,
+                       sample_rate: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A whole item of screened instrumental music from the split's packages: unvoiced on every frame."""
+    pool = sources.pool
+    tracks = pool.accompaniment[split] + pool.distractors[split]
+    path = tracks[int(rng.integers(len(tracks)))]
+    n = int(round(seconds * sample_rate))
+    audio = pool_excerpt(rng, path, n, sample_rate)
+    mix = (audio * 0.9 / max(float(np.max(np.abs(audio))), 1e-9)).astype(np.float32)
+    label = np.zeros(features.n_frames_for(int(round(n * features.SAMPLE_RATE / sample_rate))))
+    fields = {"kind": "instrumental", "voices": "", "accompaniment": f"{path.parent.name}/{path.name}",
+              "ratio_db": "", "seconds": round(n / sample_rate, 3)}
+    return mix, label, fields
 
 
 def mute_stretch(vocal: np.ndarray, label_f0: np.ndarray, start_s: float, seconds: float,
@@ -484,6 +529,13 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     """One corpus item: ``(mix, label on the 10 ms grid, manifest fields)``; deterministic in (seed, index)."""
     rng = np.random.default_rng([seed, index])
     rate = cache.sample_rate
+    pool = sources.pool
+    # pool decisions draw from their own stream: corpora made without a pool stay as they were
+    pool_rng = np.random.default_rng([seed, index, 1]) if pool is not None else None
+    pool_tracks = pool.accompaniment[split] if pool is not None else []
+    if pool is not None and (pool_tracks or pool.distractors[split]) \
+            and pool_rng.random() < sources.instrumental_share:
+        return _instrumental_item(pool_rng, split, seconds, sources, rate)
     lead_in = float(rng.uniform(0.0, 4.0)) if rng.random() < 0.4 else float(rng.uniform(0.0, 0.5))
     song = None
     voices = sources.voices[split] or sources.voices["train"]
@@ -510,7 +562,12 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     vocal = np.pad(vocal, (0, max(0, n - len(vocal))))[:n]
     label_f0 = label_f0.copy()
 
-    if rng.random() < INSTRUMENTAL_STRETCH_PROBABILITY:
+    if pool is not None and pool_tracks:
+        if pool_rng.random() < POOL_STRETCH_PROBABILITY:
+            stretch = min(float(pool_rng.uniform(*POOL_STRETCH_S)), 0.6 * seconds)  # the voice keeps a part
+            vocal, label_f0 = mute_stretch(vocal, label_f0,
+                                           float(pool_rng.uniform(0.0, max(0.0, seconds - stretch))), stretch, rate)
+    elif rng.random() < INSTRUMENTAL_STRETCH_PROBABILITY:
         stretch = float(rng.uniform(*INSTRUMENTAL_STRETCH_S))
         vocal, label_f0 = mute_stretch(vocal, label_f0, float(rng.uniform(0.0, max(0.0, seconds - stretch))),
                                        stretch, rate)
@@ -520,7 +577,11 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         part = "train"
     elif split == "val" and not recordings:  # borrow the unheard end of the training recordings
         recordings, part = sources.accompaniments["train"], "val"
-    if recordings and rng.random() < 0.45:
+    if pool_tracks and pool_rng.random() < POOL_PROBABILITY:
+        path = pool_tracks[int(pool_rng.integers(len(pool_tracks)))]
+        accompaniment = pool_excerpt(pool_rng, path, n, rate)
+        accompaniment_name = f"{path.parent.name}/{path.name}"
+    elif recordings and rng.random() < 0.45:
         path = recordings[int(rng.integers(len(recordings)))]
         audio = cache.audio(path)
         accompaniment = _excerpt(rng, recording_part(audio, part) if part else audio, n)
@@ -533,6 +594,12 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         level_db = rms_db(accompaniment) - rms_db(distractor) + rng.uniform(-3.0, 6.0)
         accompaniment = accompaniment + distractor * 10.0 ** (level_db / 20.0)
         accompaniment_name += f"+{path.name}"
+    if pool is not None and pool.distractors[split] and pool_rng.random() < POOL_DISTRACTOR_PROBABILITY:
+        path = pool.distractors[split][int(pool_rng.integers(len(pool.distractors[split])))]
+        distractor = pool_excerpt(pool_rng, path, n, rate)
+        level_db = rms_db(accompaniment) - rms_db(distractor) + pool_rng.uniform(-3.0, 6.0)
+        accompaniment = accompaniment + distractor * 10.0 ** (level_db / 20.0)
+        accompaniment_name += f"+{path.parent.name}/{path.name}"
     ratio_db = float(rng.uniform(-5.0, 10.0))
     active = voice_active(label_f0, world.FRAME_PERIOD_MS, n, rate)
     if not active.any():
@@ -608,11 +675,17 @@ def run_compose(args: argparse.Namespace) -> int:
     if args.no_research:
         voice_dirs = [d for d in voice_dirs if "research" not in d.name]
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
+    if args.music:
+        sources.pool = music_pool.load_pool(args.music)
+        sources.instrumental_share = args.instrumental_share
+        if sources.pool.unscreened and not args.quiet:
+            print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
+                  f"and are not used", file=sys.stderr)
     output_dir = ensure_output_dir(args.output_dir)
     for split in SPLITS:
         ensure_output_dir(output_dir / split)
     cache_dir = Path(args.cache_dir)
-    plan = _plan(args.minutes, args.seed)
+    plan = [item for item in _plan(args.minutes, args.seed) if item[1] in (args.splits or SPLITS)]
     tasks = [(index, split, seconds, args.seed, output_dir) for index, split, seconds in plan]
     all_voices = sorted({v.path for split in SPLITS for v in sources.voices[split]})
     init = (sources, cache_dir, args.sample_rate)
@@ -641,7 +714,30 @@ def run_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- fetch-music
+
+def run_fetch_music(args: argparse.Namespace) -> int:
+    rows = music_pool.fetch_music(args.output_dir, args.packages, args.deb, progress=not args.quiet)
+    if not args.quiet:
+        minutes: dict[str, float] = {}
+        for row in rows:
+            minutes[row["split"]] = minutes.get(row["split"], 0.0) + float(row["minutes"])
+        print(f"inventory {Path(args.output_dir) / 'inventory.csv'}: {len(rows)} tracks, "
+              + ", ".join(f"{split} {m:.1f} min" for split, m in sorted(minutes.items())), file=sys.stderr)
+    return 0
+
+
 # ----------------------------------------------------------------------------- CLI
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
@@ -678,12 +774,29 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")
     comp.add_argument("--no-research", action="store_true", help="leave out research-only voice folders")
     comp.add_argument("--accompaniment", nargs="+", help="accompaniment folders (default: ../shared/data/accompaniment)")
+    comp.add_argument("--music", help="a fetched music pool (fetch-music's folder, e.g. data/music): its screened "
+                      "instrumental tracks become accompaniment, lead-guitar distractors and whole unvoiced items, "
+                      "each package in one split")
+    comp.add_argument("--instrumental-share", type=_share, default=INSTRUMENTAL_SHARE,
+                      help=f"with --music: share of items that are instrumental music alone, unvoiced on every "
+                      f"frame (default {INSTRUMENTAL_SHARE})")
+    comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
+                      "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=int, default=SYNTH_RATE)
     comp.add_argument("--cache-dir", default="cache", help="WORLD analyses are cached here")
     comp.add_argument("-o", "--output-dir", default="data/synth")
     comp.add_argument("-q", "--quiet", action="store_true")
     comp.add_argument("--debug", **debug)
     comp.set_defaults(run=run_compose)
+
+    fetch = modes.add_parser("fetch-music", help="download and extract the real instrumental music pool "
+                             "(Debian game-music packages) and write its inventory")
+    fetch.add_argument("-o", "--output-dir", default="data/music")
+    fetch.add_argument("--packages", nargs="+", help=f"only these packages (default: all {len(music_pool.PACKAGES)})")
+    fetch.add_argument("--deb", nargs="+", default=[], help="use these local .deb files instead of downloading")
+    fetch.add_argument("-q", "--quiet", action="store_true")
+    fetch.add_argument("--debug", **debug)
+    fetch.set_defaults(run=run_fetch_music)
     return parser
 
 

@@ -10,7 +10,12 @@ Sets (all built by this script from ../shared/data and the project's own code, c
 - ``vocadito+brahms 0dB`` / ``+6dB``: the real recording vocadito_1 (human f0 label) mixed with the
   held-out Brahms accompaniment at vocal-to-accompaniment ratios of 0 and +6 dB;
 - ``stems anasyn``: the paper's analysis-synthesis of the stems excerpt (vocal stream re-synthesized
-  with its own f0, remixed with drums, bass and other at the original levels).
+  with its own f0, remixed with drums, bass and other at the original levels);
+- ``instrumental``: the **instrumental false-voice rate** (fraction of frames called voiced, shown in
+  the VFA column) on 30 s excerpts from the middle of every screened instrumental track of the test-split
+  packages of the music pool (``synth_testset.py fetch-music``; fetched by this script if missing);
+- ``synth music``: the test split of a compose corpus whose accompaniment comes from the test-split
+  packages of the music pool (``compose --music``, no instrumental-only items).
 
 Melodia: ``PredominantPitchMelodia`` (equal-loudness filter, default parameters, hop 128 at 44.1 kHz),
 moved to our 10 ms grid by nearest frame. Prints one table (VR, VFA, RPA, RCA, OA: means over tracks).
@@ -39,6 +44,8 @@ MELODIA_RATE = 44100
 MELODIA_HOP = 128
 SYNTH_MINUTES = 60
 SYNTH_SEED = 7
+MUSIC_POOL = ROOT / "data" / "music"
+INSTRUMENTAL_EXCERPT_S = 30.0
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
@@ -47,15 +54,26 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
     write_audio(path, audio, rate)
 
 
-def synth_set(folder: Path) -> list[tuple[str, Path, Path]]:
-    """The test split of a compose corpus (made once, then reused)."""
+def music_pool_folder() -> Path:
+    """The fetched music pool (fetched now if it is not there)."""
+    import synth_testset
+
+    if not (MUSIC_POOL / "inventory.csv").exists():
+        print(f"fetching the music pool into {MUSIC_POOL} (once)", file=sys.stderr)
+        synth_testset.main(["fetch-music", "-o", str(MUSIC_POOL), "-q"])
+    return MUSIC_POOL
+
+
+def synth_set(folder: Path, music: Path | None = None) -> list[tuple[str, Path, Path]]:
+    """The test split of a compose corpus (made once, then reused); over the music pool with ``music``."""
     import synth_testset
 
     manifest = folder / "manifest.csv"
     if not manifest.exists():
         print(f"making the synthesized test set in {folder} (once)", file=sys.stderr)
+        pool = ["--music", str(music), "--instrumental-share", "0", "--splits", "test"] if music else []
         synth_testset.main(["compose", "--minutes", str(SYNTH_MINUTES), "--seed", str(SYNTH_SEED),
-                            "-o", str(folder), "-q"])
+                            "-o", str(folder), "-q", *pool])
     rows = list(csv.DictReader(open(manifest)))
     return [(r["id"], folder / r["audio"], folder / r["label"]) for r in rows if r["split"] == "test"]
 
@@ -97,6 +115,29 @@ def stems_set(folder: Path) -> list[tuple[str, Path, Path]]:
                             "--vocal-stream", "4", "--accompaniment-streams", "1,2,3", "--name", "stems",
                             "--sample-rate", "44100", "-o", str(folder)])
     return [("stems", mix, label)]
+
+
+def instrumental_set(folder: Path, music: Path) -> list[tuple[str, Path, None]]:
+    """30 s from the middle of every screened instrumental track of the test-split packages (no label)."""
+    import soundfile
+
+    from melody.music_pool import load_pool
+
+    pool = load_pool(music)
+    tracks = []
+    for path in pool.accompaniment["test"] + pool.distractors["test"]:
+        excerpt = folder / f"{path.parent.name}__{path.stem}.wav"
+        if not excerpt.exists():
+            info = soundfile.info(str(path))
+            length = int(INSTRUMENTAL_EXCERPT_S * info.samplerate)
+            start = max(0, (info.frames - length) // 2)
+            audio, rate = soundfile.read(str(path), start=start, stop=start + length, dtype="float32")
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_wav(excerpt, audio, rate)
+        tracks.append((excerpt.stem, excerpt, None))
+    if not tracks:
+        raise MelodyError(f"{music}: no screened instrumental tracks in the test-split packages")
+    return tracks
 
 
 def melodia(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -142,11 +183,15 @@ def engine_agreement(fast: dict, reference: dict) -> tuple[float, float]:
 
 
 def score_set(system, tracks) -> tuple[dict[str, float], float]:
+    """Mean scores over tracks; tracks without a label (instrumental music) give the voiced fraction as VFA."""
     scores, seconds = [], 0.0
     for _, audio, label in tracks:
         started = time.perf_counter()
         est_times, est_f0 = system(audio)
         seconds += time.perf_counter() - started
+        if label is None:
+            scores.append({**{m: float("nan") for m in METRICS}, "VFA": float(np.mean(est_f0 > 0))})
+            continue
         ref_times, ref_f0 = read_f0(label)
         scores.append(melody_scores(ref_times, ref_f0, est_times, est_f0))
     return mean_scores(scores), seconds
@@ -156,16 +201,20 @@ def format_rows(rows: list[dict]) -> str:
     header = ["set", "system", *METRICS, "seconds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        lines.append("| " + " | ".join([row["set"], row["system"], *(f"{row[m]:.3f}" for m in METRICS),
+        lines.append("| " + " | ".join([row["set"], row["system"],
+                                        *("-" if np.isnan(row[m]) else f"{row[m]:.3f}" for m in METRICS),
                                         f"{row['seconds']:.1f}"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+SETS = ("synth", "vocadito", "stems", "instrumental", "synth-music")
 
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", nargs="+", default=[f"shipped={ROOT / 'weights' / 'melody_crnn.npz'}"],
                         help="NAME=BUNDLE pairs (default: the shipped weights)")
-    parser.add_argument("--sets", nargs="+", default=["synth", "vocadito", "stems"])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--no-melodia", action="store_true")
     parser.add_argument("--compare-engines", action="store_true",
                         help="also run the first weights with the TensorFlow float32 reference engine and "
@@ -208,12 +257,18 @@ def main(argv=None) -> int:
         sets.update(vocadito_sets(BENCH_DATA / "real"))
     if "stems" in args.sets:
         sets["stems anasyn"] = stems_set(BENCH_DATA / "anasyn")
+    if "instrumental" in args.sets:
+        sets["instrumental false-voice rate (test packages)"] = instrumental_set(BENCH_DATA / "instrumental",
+                                                                                 music_pool_folder())
+    if "synth-music" in args.sets:
+        sets["synth test split over test packages"] = synth_set(BENCH_DATA / "synth_music", music_pool_folder())
     rows = []
     for set_name, tracks in sets.items():
         for system_name, system in systems.items():
             scores, seconds = score_set(system, tracks)
             rows.append({"set": f"{set_name} ({len(tracks)})", "system": system_name, **scores, "seconds": seconds})
-            print(f"{set_name}: {system_name} OA {scores['OA']:.3f}", file=sys.stderr)
+            headline = f"voiced {scores['VFA']:.3f}" if np.isnan(scores["OA"]) else f"OA {scores['OA']:.3f}"
+            print(f"{set_name}: {system_name} {headline}", file=sys.stderr)
     table = format_rows(rows)
     sys.stdout.write(table)
     for name, record in compared.items():

@@ -1,0 +1,214 @@
+"""The music pool: fetching from a .deb built here (no network), licences, split by package, compose over it."""
+
+import csv
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile
+
+import synth_testset as synth
+from conftest import ROOT, harmonic_tone, write_wav
+from melody import music_pool
+from melody.errors import MelodyError
+
+RATE = 16000
+DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: tiny
+
+Files: *
+Copyright: 2026 Someone
+License: GPL-2+
+
+Files: music/theme.ogg
+Copyright: 2026 Someone Else
+License: CC-BY-SA-3.0
+"""
+
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+
+
+def build_deb(folder, name="tiny-music", version="1.0-1"):
+    """A real Debian package: an Ogg track, a symlink to it, a jingle, a .pk3 with an Ogg, a DEP-5 copyright."""
+    root = folder / "root"
+    music = root / "usr" / "share" / "games" / "tiny" / "music"
+    music.mkdir(parents=True)
+    soundfile.write(str(music / "theme.ogg"), harmonic_tone(220.0, 24.0, RATE), RATE, format="OGG")
+    (music / "theme_link.ogg").symlink_to("theme.ogg")
+    soundfile.write(str(music / "jingle.ogg"), harmonic_tone(330.0, 2.0, RATE), RATE, format="OGG")
+    member = folder / "battle.ogg"
+    soundfile.write(str(member), harmonic_tone(147.0, 21.0, RATE), RATE, format="OGG")
+    with zipfile.ZipFile(root / "usr" / "share" / "games" / "tiny" / "music.pk3", "w") as archive:
+        archive.write(member, "sound/cdtracks/battle.ogg")
+    doc = root / "usr" / "share" / "doc" / name
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(DEP5)
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <t@example.org>\n"
+        "Description: tiny music\n")
+    deb = folder / f"{name}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@needs_dpkg
+def test_fetcher_extracts_dedupes_and_inventories_a_local_package(tmp_path):
+    deb = build_deb(tmp_path)
+    out = tmp_path / "music"
+    rows = music_pool.fetch_music(out, local_debs=[deb], progress=False)
+    by_file = {r["file"]: r for r in rows}
+    assert set(by_file) == {"/usr/share/games/tiny/music/theme.ogg",
+                            "/usr/share/games/tiny/music.pk3!sound/cdtracks/battle.ogg"}  # link and jingle left out
+    theme = by_file["/usr/share/games/tiny/music/theme.ogg"]
+    battle = by_file["/usr/share/games/tiny/music.pk3!sound/cdtracks/battle.ogg"]
+    assert theme["licence"] == "CC-BY-SA-3.0" and battle["licence"] == "GPL-2+"
+    assert theme["version"] == "1.0-1" and theme["package"] == "tiny-music"
+    assert float(theme["minutes"]) == pytest.approx(24 / 60, abs=0.002)
+    audio, rate = soundfile.read(str(out / battle["audio"]))
+    assert rate == music_pool.POOL_RATE and len(audio) == pytest.approx(21 * rate, abs=rate // 50)
+    spectrum = np.abs(np.fft.rfft(audio[rate:3 * rate]))
+    assert np.fft.rfftfreq(2 * rate, 1 / rate)[np.argmax(spectrum)] == pytest.approx(147.0, abs=1.0)
+    inventory = list(csv.DictReader(open(out / "inventory.csv")))
+    assert tuple(inventory[0]) == music_pool.INVENTORY_FIELDS and len(inventory) == 2
+    # idempotent: a second run extracts nothing again
+    stamp = (out / theme["audio"]).stat().st_mtime_ns
+    assert len(music_pool.fetch_music(out, local_debs=[deb], progress=False)) == 2
+    assert (out / theme["audio"]).stat().st_mtime_ns == stamp
+
+
+@needs_dpkg
+def test_fetch_music_cli_and_its_errors(tmp_path):
+    deb = build_deb(tmp_path)
+    cli = [sys.executable, str(ROOT / "synth_testset.py"), "fetch-music", "-q", "-o", str(tmp_path / "m")]
+    result = subprocess.run(cli + ["--deb", str(deb)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m" / "inventory.csv").is_file()
+    result = subprocess.run(cli + ["--packages", "vorbis-tools"], capture_output=True, text=True)
+    assert result.returncode == 1 and "not one of the music packages" in result.stderr
+    assert result.stderr.count("\n") == 1
+    not_a_deb = tmp_path / "x.deb"
+    not_a_deb.write_text("no")
+    result = subprocess.run(cli + ["--deb", str(not_a_deb)], capture_output=True, text=True)
+    assert result.returncode == 1 and "x.deb: not a Debian package" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
+def test_apt_download_names_an_unknown_package_clearly(tmp_path):
+    with pytest.raises(MelodyError, match="apt-get does not know a package"):
+        music_pool.apt_download(["no-such-music-package-xyz"], tmp_path)
+
+
+def test_licence_of_free_form_copyright_files():
+    assert music_pool.licence_of("Permission is hereby granted, free of charge, to any person", "/a.ogg") == "Expat"
+    assert music_pool.licence_of("licensed under the Creative Commons Attribution ShareAlike licence 3.0:",
+                                 "/a.ogg") == "CC-BY-SA-3.0"
+    assert music_pool.licence_of("under the terms of the GNU General Public License version 2\n or at your "
+                                 "option any later version.", "/a.ogg") == "GPL-2+"
+
+
+def test_every_package_is_in_one_split_and_each_held_out_split_has_melodic_instruments():
+    splits = {}
+    for name, package in music_pool.PACKAGES.items():
+        assert package.split in synth.SPLITS
+        splits.setdefault(package.split, set()).add(package.kind)
+    assert set(splits) == set(synth.SPLITS)
+    for split in ("val", "test"):
+        assert "orchestral" in splits[split] and splits[split] & {"rock", "electronic"}
+
+
+def write_pool(folder, tracks, seconds=40.0):
+    """A fetched-pool folder: (package, name, role, f0) tracks with inventory; a screening table."""
+    rows, screening = [], {}
+    for package, name, role, f0 in tracks:
+        (folder / package).mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(folder / package / f"{name}.flac"), harmonic_tone(f0, seconds, RATE, amplitude=0.3),
+                        RATE, subtype="PCM_16")
+        info = music_pool.PACKAGES[package]
+        rows.append({"track": f"{package}/{name}", "package": package, "version": "1", "file": f"/{name}.ogg",
+                     "audio": f"{package}/{name}.flac", "minutes": seconds / 60, "licence": "GPL-2+",
+                     "kind": info.kind, "split": info.split, "role": role, "sha1": name})
+        screening[f"{package}/{name}"] = ("voice" if name.startswith("sung") else "instrumental", "test")
+    with open(folder / "inventory.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=music_pool.INVENTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return screening
+
+
+POOL_TRACKS = [("wesnoth-1.16-music", "march", "music", 110.0), ("nexuiz-music", "pads", "music", 130.0),
+               ("wesnoth-1.16-music", "sung_hymn", "music", 196.0),
+               ("fretsonfire-songs-muldjord", "song_guitar", "guitar", 330.0),
+               ("singularity-music", "strings", "music", 165.0), ("fretsonfire-songs-sectoid", "x_guitar", "guitar", 440.0),
+               ("hyperrogue-music", "caves", "music", 123.0), ("asc-music", "frontiers", "music", 98.0)]
+
+
+def test_pool_splits_by_package_and_keeps_voices_aside(tmp_path):
+    screening = write_pool(tmp_path, POOL_TRACKS)
+    pool = music_pool.load_pool(tmp_path, screening)
+    packages = {split: {p.parent.name for p in pool.accompaniment[split] + pool.distractors[split]
+                        + pool.vocal[split]} for split in synth.SPLITS}
+    assert packages["train"] == {"wesnoth-1.16-music", "nexuiz-music", "fretsonfire-songs-muldjord"}
+    assert packages["val"] == {"singularity-music", "fretsonfire-songs-sectoid"}
+    assert packages["test"] == {"hyperrogue-music", "asc-music"}
+    assert not any(packages[a] & packages[b] for a in synth.SPLITS for b in synth.SPLITS if a < b)
+    assert [p.name for p in pool.vocal["train"]] == ["sung_hymn.flac"]  # never accompaniment
+    assert all("sung" not in p.name for s in synth.SPLITS for p in pool.accompaniment[s] + pool.distractors[s])
+    assert [p.name for p in pool.distractors["train"]] == ["song_guitar.flac"]
+    unscreened = music_pool.load_pool(tmp_path, {})
+    assert unscreened.unscreened == len(POOL_TRACKS) and not unscreened.accompaniment["train"]
+
+
+def _sources_with_pool(voices, pool_folder, screening, share):
+    sources = synth.discover_sources([voices], [])
+    sources.pool = music_pool.load_pool(pool_folder, screening)
+    sources.instrumental_share = share
+    return sources
+
+
+def test_compose_over_the_pool_labels_only_the_voice(tmp_path):
+    screening = write_pool(tmp_path / "pool_a", POOL_TRACKS)
+    other = [(package, name, role, f0 * 1.5) for package, name, role, f0 in POOL_TRACKS]
+    write_pool(tmp_path / "pool_b", other)  # same names, other music
+    from test_synth import _voice_folder
+
+    voices = _voice_folder(tmp_path / "voices")
+    cache = synth.SourceCache(tmp_path / "cache", RATE)
+    kinds = set()
+    for share in (0.0, 1.0):
+        a = _sources_with_pool(voices, tmp_path / "pool_a", screening, share)
+        b = _sources_with_pool(voices, tmp_path / "pool_b", screening, share)
+        for index in range(6):
+            for split in ("train", "test"):
+                mix_a, label_a, fields_a = synth.compose_item(index, split, 3, 6.0, a, cache)
+                mix_b, label_b, fields_b = synth.compose_item(index, split, 3, 6.0, b, cache)
+                kinds.add(fields_a["kind"])
+                assert fields_a == fields_b
+                np.testing.assert_array_equal(label_a, label_b)  # the music never changes the label
+                if fields_a["kind"] == "instrumental":
+                    assert not label_a.any() and fields_a["voices"] == ""
+                    assert fields_a["accompaniment"].split("/")[0] in {
+                        p for p, info in music_pool.PACKAGES.items() if info.split == split}
+                else:
+                    assert label_a.any()
+                if "/" in fields_a["accompaniment"]:
+                    assert not np.array_equal(mix_a, mix_b)
+                    assert "sung_hymn" not in fields_a["accompaniment"]
+                    for part in fields_a["accompaniment"].split("+"):
+                        if "/" in part:
+                            assert music_pool.PACKAGES[part.split("/")[0]].split == split
+    assert kinds >= {"instrumental"} and kinds & {"sung", "resung"}
+
+
+def test_compose_without_a_pool_uses_no_pool_material(tmp_path):
+    from test_synth import _voice_folder
+
+    sources = synth.discover_sources([_voice_folder(tmp_path / "voices")], [])
+    cache = synth.SourceCache(tmp_path / "cache", RATE)
+    mix, label, fields = synth.compose_item(2, "train", 5, 5.0, sources, cache)
+    again = synth.compose_item(2, "train", 5, 5.0, sources, cache)
+    np.testing.assert_array_equal(mix, again[0])
+    assert "/" not in fields["accompaniment"] and fields["kind"] != "instrumental"
