@@ -42,11 +42,21 @@ def track_key(path: str | os.PathLike) -> str:
     return _ANNOTATION_SUFFIXES.sub("", name)
 
 
+def _is_f0_json(path: Path) -> bool:
+    try:
+        read_f0(path)
+    except MelodyError:
+        return False
+    return True
+
+
 def _f0_files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in _F0_FILE_EXTENSIONS and not path.name.startswith("."):
             key = track_key(path)
+            if path.suffix.lower() == ".json" and not _is_f0_json(path):
+                continue  # e.g. the metadata that compose writes beside each label
             if key in files:
                 raise MelodyError(f"{folder}: two files for track {key!r}: {files[key].name} and {path.name}")
             files[key] = path
@@ -74,8 +84,8 @@ def evaluate_files(pairs: list[tuple[str, Path, Path]]) -> list[tuple[str, dict[
     """mir_eval scores of each ``(track, reference, estimate)`` pair."""
     results = []
     for key, ref_path, est_path in pairs:
-        ref_times, ref_f0 = read_f0(ref_path)
-        est_times, est_f0 = read_f0(est_path)
+        ref_times, ref_f0 = read_f0(ref_path, keep_negative=True)
+        est_times, est_f0 = read_f0(est_path, keep_negative=True)
         results.append((key, melody_scores(ref_times, ref_f0, est_times, est_f0)))
     return results
 

@@ -612,7 +612,7 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
 
 
 def _plan(minutes: float, seed: int) -> list[tuple[int, str, float]]:
-    """(index, split, seconds) of every item, fixed by the seed alone."""
+    """(index, split, seconds) of every item, fixed by the seed alone; every split has an item when it can."""
     rng = np.random.default_rng([seed, 2**31 - 1])
     plan, total = [], 0.0
     splits = list(SPLIT_FRACTIONS)
@@ -622,6 +622,13 @@ def _plan(minutes: float, seed: int) -> list[tuple[int, str, float]]:
         split = splits[int(rng.choice(len(splits), p=weights / weights.sum()))]
         plan.append((len(plan), split, seconds))
         total += seconds
+    # a small corpus still gets val and test items (the last items move; larger plans are unchanged)
+    missing = [split for split in splits if split != "train" and all(item[1] != split for item in plan)]
+    trains = [i for i, item in enumerate(plan) if item[1] == "train"]
+    if len(trains) > len(missing):
+        for split, position in zip(missing, reversed(trains)):
+            index, _, seconds = plan[position]
+            plan[position] = (index, split, seconds)
     return plan
 
 

@@ -1,7 +1,10 @@
 """Readers for f0 annotation and estimate files.
 
 Every reader returns ``(times, f0)`` as float64 arrays, f0 in Hz with
-0 for unvoiced frames, times strictly increasing.
+0 for unvoiced frames, times strictly increasing. With ``keep_negative``
+(scoring) a negative f0 stays as written: in the MIREX/mir_eval format it is
+an unvoiced frame that still carries a pitch guess, used by raw pitch and raw
+chroma accuracy; otherwise (labels for training) it is unvoiced, 0.
 
 Supported here:
 
@@ -49,8 +52,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def validate_f0(path: str | os.PathLike, times: np.ndarray, f0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Check a (times, f0) series: finite, non-empty, strictly increasing times."""
+def validate_f0(path: str | os.PathLike, times: np.ndarray, f0: np.ndarray,
+                keep_negative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Check a (times, f0) series: finite, non-empty, strictly increasing times; negative f0 to 0 unless kept."""
     if times.size == 0:
         raise MelodyError(f"{path}: no f0 values in file")
     if not (np.isfinite(times).all() and np.isfinite(f0).all()):
@@ -62,10 +66,10 @@ def validate_f0(path: str | os.PathLike, times: np.ndarray, f0: np.ndarray) -> t
                           f"{times[index]:g} s after {times[index - 1]:g} s)")
     if times[0] < 0:
         raise MelodyError(f"{path}: negative time {times[0]:g} s")
-    return times, np.where(f0 > 0, f0, 0.0)
+    return times, (f0 if keep_negative else np.where(f0 > 0, f0, 0.0))
 
 
-def read_f0(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_f0(path: str | os.PathLike, keep_negative: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read a reference or estimate f0 file (formats in the module docstring)."""
     path = Path(path)
     if not path.exists():
@@ -79,7 +83,7 @@ def read_f0(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     except OSError as error:
         raise MelodyError(f"{path}: cannot read ({error.strerror})") from None
     if path.suffix.lower() == ".json":
-        return _read_json(path, text)
+        return _read_json(path, text, keep_negative)
     header, rows = _parse_rows(path, text)
     if not rows:
         raise MelodyError(f"{path}: no f0 values in file")
@@ -92,10 +96,10 @@ def read_f0(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         values = np.array([[float(v) for v in row[:2]] for row in rows], dtype=np.float64)
     except ValueError as error:
         raise MelodyError(f"{path}: non-numeric value ({error})") from None
-    return validate_f0(path, values[:, 0], values[:, 1])
+    return validate_f0(path, values[:, 0], values[:, 1], keep_negative)
 
 
-def _read_json(path: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_json(path: Path, text: str, keep_negative: bool) -> tuple[np.ndarray, np.ndarray]:
     try:
         data = json.loads(text)
         times = np.asarray(data["time"], dtype=np.float64)
@@ -105,4 +109,4 @@ def _read_json(path: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
                           f"({type(error).__name__})") from None
     if times.shape != f0.shape or times.ndim != 1:
         raise MelodyError(f"{path}: 'time' and 'frequency' differ in length")
-    return validate_f0(path, times, f0)
+    return validate_f0(path, times, f0, keep_negative)

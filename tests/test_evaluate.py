@@ -103,3 +103,53 @@ def test_unmatched_folders_explain(tmp_path):
     write_pair(tmp_path, "a_MELODY2.csv", "pitch_zzz.wav.txt")
     with pytest.raises(MelodyError, match="names must match"):
         evaluate.match_files(tmp_path / "ref", tmp_path / "est")
+
+
+def negative_f0_pair():
+    """Reference and estimate with negative f0 (unvoiced frames carrying a pitch guess), as MIREX writes.
+
+    Reference: 60 voiced frames at 220 Hz, 40 unvoiced (20 of them with -220). Estimate: right on the
+    first 30 voiced frames, unvoiced but with the right pitch (-220) on the next 20, an octave off on
+    the last 10, voiced at 220 on 10 unvoiced frames, negative everywhere else.
+    By hand: VR 40/60, VFA 10/40, RPA 50/60, RCA 60/60, OA (30 + 30)/100.
+    """
+    times = np.arange(100) * 0.01
+    ref = np.zeros(100)
+    ref[:60] = 220.0
+    ref[60:80] = -220.0
+    est = np.full(100, -300.0)
+    est[:30] = 220.0
+    est[30:50] = -220.0
+    est[50:60] = 440.0
+    est[60:70] = 220.0
+    return times, ref, est
+
+
+def test_negative_f0_scores_match_mir_eval_and_the_hand_count(tmp_path):
+    import mir_eval
+
+    times, ref, est = negative_f0_pair()
+    ref_path, est_path = tmp_path / "songREF.txt", tmp_path / "pitch_song.wav.txt"
+    ref_path.write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, ref)))
+    est_path.write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, est)))
+    (_, scores), = evaluate.evaluate_files(evaluate.match_files(ref_path, est_path))
+    direct = mir_eval.melody.evaluate(times, ref, times, est)
+    names = {"VR": "Voicing Recall", "VFA": "Voicing False Alarm", "RPA": "Raw Pitch Accuracy",
+             "RCA": "Raw Chroma Accuracy", "OA": "Overall Accuracy"}
+    for short, long in names.items():
+        assert scores[short] == pytest.approx(direct[long], abs=1e-4), short
+    by_hand = {"VR": 40 / 60, "VFA": 10 / 40, "RPA": 50 / 60, "RCA": 1.0, "OA": 0.6}
+    assert scores == pytest.approx(by_hand, abs=1e-4)
+    assert read_f0(est_path)[1].min() == 0.0  # training labels still read negative as unvoiced
+
+
+def test_a_compose_folder_with_metadata_beside_its_labels(tmp_path):
+    times, ref, est = hand_made_pair()
+    (tmp_path / "test").mkdir()
+    (tmp_path / "est").mkdir()
+    (tmp_path / "test" / "test_00006.f0.txt").write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, ref)))
+    (tmp_path / "test" / "test_00006.json").write_text('{"id": "test_00006", "split": "test"}')
+    (tmp_path / "est" / "pitch_test_00006.flac.txt").write_text(
+        "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, est)))
+    (key, scores), = evaluate.evaluate_files(evaluate.match_files(tmp_path / "test", tmp_path / "est"))
+    assert key == "test_00006" and scores == pytest.approx(EXPECTED, abs=1e-9)

@@ -182,3 +182,20 @@ def test_recording_parts_of_train_and_val_do_not_overlap():
     train, val = synth.recording_part(audio, "train"), synth.recording_part(audio, "val")
     assert len(train) + len(val) == 1000 and len(val) == 150
     assert train[-1] < val[0]
+
+
+@pytest.mark.parametrize("minutes", [1.0, 3.0, 8.0])
+def test_a_small_corpus_plan_has_val_and_test_items(minutes):
+    for seed in range(4):
+        splits = [split for _, split, _ in synth._plan(minutes, seed)]
+        assert {"train", "val", "test"} <= set(splits), (minutes, seed, splits)
+
+
+def test_a_large_plan_is_unchanged_by_the_small_corpus_rule():
+    plan = synth._plan(60, 7)  # the benchmark's synthesized set
+    assert sum(s == "test" for _, s, _ in plan) >= 2 and sum(s == "val" for _, s, _ in plan) >= 2
+    rng = np.random.default_rng([7, 2**31 - 1])  # the plan's own draws, repeated here
+    for index, split, seconds in plan:
+        assert seconds == rng.uniform(15.0, 30.0)
+        weights = np.array([0.8, 0.1, 0.1])
+        assert split == synth.SPLITS[int(rng.choice(3, p=weights / weights.sum()))]
