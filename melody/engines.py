@@ -22,10 +22,12 @@ units, else ``openvino``, else ``tf``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -59,6 +61,19 @@ class TFEngine:
         return np.asarray(self.model(windows, training=False), dtype=np.float32)
 
 
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Build Keras models in float32 inside this block, whatever the global mixed-precision policy."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def _cache_folder(bundle: Bundle) -> Path:
     import openvino
 
@@ -83,7 +98,8 @@ def convert_to_openvino(bundle: Bundle, folder: Path) -> Path:
     import_tensorflow_quietly()
     from model import model_from_bundle
 
-    model = model_from_bundle(bundle)
+    with float32_policy():  # OpenVINO converts float32 graphs; a training run may have set bf16 globally
+        model = model_from_bundle(bundle)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as work:
         saved_model = Path(work) / "saved_model"

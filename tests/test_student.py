@@ -65,6 +65,19 @@ def test_iterations_chain_teachers_and_pseudo_labels_are_cached(corpus):
     assert [p.stat().st_mtime_ns for p in pseudo_files] == mtimes  # cached: not recomputed
 
 
+def test_two_bf16_noisy_student_iterations(corpus):
+    """The bf16 policy of iteration 1's training must not reach the conversion of iteration 2's teacher."""
+    folder, manifest, teacher = corpus
+    run = folder / "run_bf16"
+    args = ["--teacher", teacher, "--setup", "ns", "--iterations", "2", "--labeled", manifest,
+            "--unlabeled", folder / "corpus" / "val", "--run-dir", run, "--cache-dir", folder / "cache_bf16",
+            "--mixed-precision", "bf16"]
+    result = run_student(*args, *TINY)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(run / "iterations.csv")))
+    assert [r["iteration"] for r in rows] == ["1", "2"] and rows[1]["teacher"].endswith("iter1/best.npz")
+
+
 def test_bad_student_options(corpus, tmp_path):
     folder, manifest, teacher = corpus
     missing = run_student("--teacher", tmp_path / "none.npz", "--labeled", manifest, "--unlabeled", tmp_path,
