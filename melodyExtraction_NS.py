@@ -141,6 +141,14 @@ def decode(activations: np.ndarray, median_filter: int = 0, subbin: bool = False
     return f0.astype(np.float64), confidence.astype(np.float64)
 
 
+def pitch_guess(activations: np.ndarray, subbin: bool = False) -> np.ndarray:
+    """The most probable pitch of every frame in Hz, voiced or not (MIREX writes it negated for unvoiced frames)."""
+    activations = np.asarray(activations, dtype=np.float32)
+    pitch_classes = 1 + np.argmax(activations[:, 1:], axis=1)
+    guess = labels.weighted_pitch(activations, pitch_classes) if subbin else labels.class_to_f0(pitch_classes)
+    return guess.astype(np.float64)
+
+
 def prepare_audio(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> np.ndarray:
     """A path, or an array with its sample rate, as mono float32 at 8 kHz."""
     if isinstance(audio, (str, os.PathLike)):
@@ -192,7 +200,7 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
                    median_filter: int = 0, subbin: bool = False,
                    voicing_threshold: float | str | None = "tuned",
                    extractor: MelodyExtractor | None = None,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   progress: bool = False, unvoiced_pitch: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vocal melody of a song: ``(times, f0, confidence)``, one value per 10 ms frame.
 
     ``audio`` is a file path or a numpy array (samples, or samples x
@@ -205,6 +213,9 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     ``1 - p(no voice)`` chosen on validation data when the weights were
     trained, if the bundle has one, else the paper's argmax rule; ``None`` or
     ``"argmax"`` forces the paper's rule; a number sets the threshold.
+    ``unvoiced_pitch``: unvoiced frames carry the negated most probable
+    pitch instead of 0 (the MIREX convention, so raw pitch accuracy can be
+    measured apart from voicing); voiced frames are unchanged.
 
     Files are streamed: decoded in blocks for the spectrogram's global
     maximum, which ``power_to_db(ref=max)`` needs, then transformed and
@@ -231,7 +242,7 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
         voicing_threshold = None
     pad_value = float(features.db_with_reference(np.array([smallest]), largest)[0])
     chunk_frames = extractor.batch_size * features.WINDOW_FRAMES
-    f0_parts, confidence_parts = [], []
+    f0_parts, confidence_parts, guess_parts = [], [], []
     pending = np.zeros((0, features.N_BINS), np.float32)
 
     from concurrent.futures import ThreadPoolExecutor
@@ -247,6 +258,8 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
         f0, confidence = decode(probabilities, 0, subbin, voicing_threshold)
         f0_parts.append(f0)
         confidence_parts.append(confidence)
+        if unvoiced_pitch:
+            guess_parts.append(pitch_guess(probabilities, subbin))
 
     def run_chunk(frames_db: np.ndarray) -> None:
         real = len(frames_db)
@@ -283,6 +296,8 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
         from scipy.signal import medfilt
 
         f0 = medfilt(f0, median_filter)
+    if unvoiced_pitch:
+        f0 = np.where(f0 > 0, f0, -np.concatenate(guess_parts)[:n_frames])
     return times, f0, confidence
 
 
@@ -331,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="median-filter the f0 track with an odd kernel N (authors' evaluation: 5)")
     parser.add_argument("--subbin", action="store_true",
                         help="sub-bin f0: softmax-weighted mean pitch around the most probable class")
+    parser.add_argument("--unvoiced-pitch", action="store_true",
+                        help="write the most probable pitch of unvoiced frames as negative f0 (MIREX), so raw "
+                             "pitch accuracy is measured apart from voicing")
     parser.add_argument("--voicing-threshold", type=_probability, default="tuned", metavar="P",
                         help="voiced when 1 - p(no voice) >= P; 'argmax': the paper's rule; 'tuned' (default): "
                              "the threshold chosen on validation data in training, else argmax")
@@ -359,7 +377,7 @@ def plot_file(audio_path: Path, times: np.ndarray, f0: np.ndarray, png: Path) ->
     from melody.plot import plot_melody
 
     spec = features.spectrogram(features.load_audio(audio_path))
-    plot_melody(spec, features.FRAME_SECONDS, features.SAMPLE_RATE, {"melody": (times, f0)}, png,
+    plot_melody(spec, features.FRAME_SECONDS, features.SAMPLE_RATE, {"melody": (times, np.maximum(f0, 0))}, png,
                 title=audio_path.name)
 
 
@@ -389,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             times, f0, confidence = extract_melody(
                 path, median_filter=args.median_filter, subbin=args.subbin,
-                voicing_threshold=args.voicing_threshold, extractor=extractor, progress=not args.quiet)
+                voicing_threshold=args.voicing_threshold, extractor=extractor, progress=not args.quiet,
+                unvoiced_pitch=args.unvoiced_pitch)
             write_melody(target, times, f0, confidence, args.format)
             if args.plot:
                 plot_file(path, times, f0, output_dir / f"pitch_{path.name}.png")

@@ -48,3 +48,30 @@ def test_weights_folder_stays_within_its_budget():
     if not tracked:
         pytest.skip("not a git checkout")
     assert sum((ROOT / name).stat().st_size for name in tracked) < 40e6
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
+def test_unvoiced_pitch_writes_negative_guesses_and_keeps_voiced_frames(tmp_path):
+    import sys
+
+    import numpy as np
+
+    from melody.metrics import melody_scores
+    from melody.readers import read_f0
+
+    outputs = {}
+    for name, extra in (("plain", []), ("mirex", ["--unvoiced-pitch"])):
+        result = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p",
+                                 str(ROOT / "audio" / "demo_song.wav"), "-o", str(tmp_path / name), "-q", *extra],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = read_f0(tmp_path / name / "pitch_demo_song.wav.txt", keep_negative=True)
+    (times, plain), (_, mirex) = outputs["plain"], outputs["mirex"]
+    voiced = plain > 0
+    np.testing.assert_array_equal(mirex[voiced], plain[voiced])
+    assert np.all(mirex[~voiced] < 0)  # every unvoiced frame carries a guess
+    ref_times, ref_f0 = read_f0(ROOT / "audio" / "demo_song.f0.txt")
+    plain_scores = melody_scores(ref_times, ref_f0, times, plain)
+    mirex_scores = melody_scores(ref_times, ref_f0, times, mirex)
+    assert mirex_scores["OA"] == pytest.approx(plain_scores["OA"]) and mirex_scores["VR"] == plain_scores["VR"]
+    assert mirex_scores["RPA"] >= plain_scores["RPA"]
