@@ -718,7 +718,23 @@ def run_compose(args: argparse.Namespace) -> int:
         print(f"wrote {len(rows)} items to {output_dir}: " +
               ", ".join(f"{split} {m:.1f} min" for split, m in minutes.items()) +
               f"; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
+        by_kind: dict[str, float] = {}
+        for row in rows:
+            kind = accompaniment_kind(row)
+            by_kind[kind] = by_kind.get(kind, 0.0) + row["seconds"] / 60
+        print("minutes by accompaniment: " + ", ".join(f"{kind} {m:.1f}" for kind, m in sorted(by_kind.items())),
+              file=sys.stderr)
     return 0
+
+
+def accompaniment_kind(row: dict) -> str:
+    """What a manifest row's accompaniment is: a pool kind (instrumental-only items apart), soundfont or recording."""
+    first = str(row["accompaniment"]).split("+")[0]
+    if "/" in first:
+        package = first.split("/")[0]
+        kind = music_pool.PACKAGES[package].kind if package in music_pool.PACKAGES else "other"
+        return f"instrumental only ({kind})" if row["kind"] == "instrumental" else f"pool {kind}"
+    return "soundfont" if first.startswith("gm") else "recording"
 
 
 # ----------------------------------------------------------------------------- fetch-music

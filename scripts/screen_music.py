@@ -7,9 +7,11 @@ For every track of ``data/music/inventory.csv`` it writes the model's voicing
 ``OUT/voicing.csv`` (resumable: finished tracks are kept), and one contact
 sheet per package (``OUT/sheets/PACKAGE_N.png``): per track the voicing curve
 over the whole track and spectrograms of the three most voiced 4 s
-stretches, where a voice would show its harmonics, vibrato and formants.
+stretches (0-2 kHz), where a voice would show curved harmonics, vibrato and formant sweeps.
 The decisions themselves go, by hand, into ``melody/music_screening.csv``
-(track, decision, reason); ``--missing`` lists the tracks still without one.
+(track, decision, reason); ``--missing`` lists the tracks still without one, and
+``--list voice --split train`` the audio paths of the training packages' tracks with singing (the
+Noisy Student's unlabeled real vocal music).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import numpy as np  # noqa: E402
 
 from melody.errors import OneLineParser, run_cli  # noqa: E402
 from melody.fileio import ensure_output_dir, write_text_atomic  # noqa: E402
-from melody.music_pool import read_inventory, read_screening  # noqa: E402
+from melody.music_pool import DECISIONS, PACKAGES, read_inventory, read_screening  # noqa: E402
 
 FIELDS = ("track", "minutes", "voiced", "voiced_peak_10s", "peaks_s")
 ROWS_PER_SHEET = 8
 ZOOM_S = 4.0
+ZOOM_HZ = 2000
+"""Zoomed spectrograms show up to here: a voice's lower harmonics, vibrato and glides are clearest."""
 
 
 def voicing_of(extractor, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +60,7 @@ def peaks(voiced: np.ndarray, window: int, count: int = 3) -> list[int]:
 
 
 def contact_sheet(rows: list[dict], curves: dict[str, np.ndarray], path: Path, title: str) -> None:
-    """One PNG: per track, its voicing curve and three zoomed spectrograms (0-4 kHz)."""
+    """One PNG: per track, its voicing curve and three zoomed spectrograms with the voicing as a bottom strip."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,11 +81,13 @@ def contact_sheet(rows: list[dict], curves: dict[str, np.ndarray], path: Path, t
         for axis, start in zip(line[1:], [int(s) for s in row["peaks_s"].split(";")]):
             piece = audio[start * 8000:int((start + ZOOM_S) * 8000)]
             freqs, times, spec = stft(piece, 8000, nperseg=512, noverlap=448)
-            axis.pcolormesh(times + start, freqs, 20 * np.log10(np.abs(spec) + 1e-6), shading="auto",
-                            cmap="magma", vmin=-100, vmax=-20)
-            voiced = curve[start * 100:int((start + ZOOM_S) * 100)]
-            axis.plot(start + np.arange(len(voiced)) / 100, voiced * 3800, color="cyan", linewidth=0.8)
-            axis.set_ylim(0, 4000)
+            keep = freqs <= ZOOM_HZ
+            db = 20 * np.log10(np.abs(spec[keep]) + 1e-6)
+            axis.pcolormesh(times + start, freqs[keep], db, shading="auto", cmap="magma",
+                            vmin=db.max() - 60, vmax=db.max())
+            voiced = curve[start * 100:int((start + ZOOM_S) * 100)]  # a strip along the bottom edge
+            axis.fill_between(start + np.arange(len(voiced)) / 100, 0, voiced * ZOOM_HZ * 0.04, color="cyan")
+            axis.set_ylim(0, ZOOM_HZ)
             axis.tick_params(labelsize=7)
         for axis in line[1 + len(row["peaks_s"].split(";")):]:
             axis.axis("off")
@@ -98,9 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-w", "--weights", help="weights bundle (default: the shipped weights)")
     parser.add_argument("--no-sheets", action="store_true")
     parser.add_argument("--missing", action="store_true", help="only list tracks without a decision")
+    parser.add_argument("--list", choices=DECISIONS, help="only print the audio paths of tracks with this decision")
+    parser.add_argument("--split", choices=("train", "val", "test"), help="with --list: only this split's packages")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     inventory = read_inventory(args.pool)
+    if args.list:
+        decided = read_screening()
+        for row in inventory:
+            split = PACKAGES[row["package"]].split if row["package"] in PACKAGES else row["split"]
+            if decided.get(row["track"], ("",))[0] == args.list and args.split in (None, split):
+                print(row["path"])
+        return 0
     if args.missing:
         decided = read_screening()
         missing = [r["track"] for r in inventory if r["track"] not in decided]

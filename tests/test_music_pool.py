@@ -110,14 +110,14 @@ def test_licence_of_free_form_copyright_files():
                                  "option any later version.", "/a.ogg") == "GPL-2+"
 
 
-def test_every_package_is_in_one_split_and_each_held_out_split_has_melodic_instruments():
+def test_every_package_is_in_one_split_and_each_held_out_split_has_two_kinds():
     splits = {}
     for name, package in music_pool.PACKAGES.items():
         assert package.split in synth.SPLITS
         splits.setdefault(package.split, set()).add(package.kind)
     assert set(splits) == set(synth.SPLITS)
     for split in ("val", "test"):
-        assert "orchestral" in splits[split] and splits[split] & {"rock", "electronic"}
+        assert len(splits[split]) >= 2 and splits[split] & {"rock", "electronic"}
 
 
 def write_pool(folder, tracks, seconds=40.0):
