@@ -221,7 +221,7 @@ def run_iterations(args: argparse.Namespace) -> int:
     val_data = load_frame_data(val, store.features, progress=not args.quiet, desc="val features")
     labeled_data = build_labeled(labeled, store, student_augmented) if labeled and args.ratio[0] else None
     summary_rows = []
-    call_started = time.monotonic()
+    training_started = None  # the budget counts training, not the preparation before it
     strategy = make_strategy(args.gpu_index, args.cpu_devices)
     for iteration in range(1, args.iterations + 1):
         iteration_dir = run_dir / f"iter{iteration}"
@@ -231,7 +231,8 @@ def run_iterations(args: argparse.Namespace) -> int:
                               original_rate_quirk=args.original_rate_quirk)
         config.run_dir = iteration_dir
         if args.max_minutes is not None:  # the budget is per call, as the teacher's: rerun to go on
-            config.max_minutes = args.max_minutes - (time.monotonic() - call_started) / 60.0
+            elapsed = 0.0 if training_started is None else (time.monotonic() - training_started) / 60.0
+            config.max_minutes = args.max_minutes - elapsed
             if config.max_minutes <= 0:
                 if not args.quiet:
                     print(f"time budget of {args.max_minutes:g} min reached before iteration {iteration}; "
@@ -254,6 +255,7 @@ def run_iterations(args: argparse.Namespace) -> int:
         if not trainer.state.finished and trainer.state.epoch < config.max_epochs:
             make_batch = mixed_batch(labeled_data, unlabeled_data, trainer.mean, trainer.std, args.batch_size,
                                      args.ratio, args.sigma, args.unlabeled_weight, args.seed + iteration)
+            training_started = training_started or time.monotonic()
             state = trainer.fit(make_batch, val_data)
             if not (state.finished or state.epoch >= config.max_epochs):
                 return 0  # time budget: resume later
