@@ -212,3 +212,15 @@ def test_compose_without_a_pool_uses_no_pool_material(tmp_path):
     again = synth.compose_item(2, "train", 5, 5.0, sources, cache)
     np.testing.assert_array_equal(mix, again[0])
     assert "/" not in fields["accompaniment"] and fields["kind"] != "instrumental"
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or subprocess.run(
+    ["apt-cache", "show", "xblast-tnt-musics"], capture_output=True).returncode != 0,
+    reason="needs apt-get and the archive's package lists")
+def test_apt_download_says_when_the_archive_cannot_be_reached(tmp_path, monkeypatch):
+    config = tmp_path / "apt.conf"  # every download through a port where nothing listens
+    config.write_text('Acquire::http::Proxy "http://127.0.0.1:9";\nAcquire::https::Proxy "http://127.0.0.1:9";\n'
+                      'Acquire::Retries "0";\n')
+    monkeypatch.setenv("APT_CONFIG", str(config))
+    with pytest.raises(MelodyError, match="cannot reach the Debian package archive"):
+        music_pool.apt_download(["xblast-tnt-musics"], tmp_path)
