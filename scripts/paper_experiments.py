@@ -151,6 +151,7 @@ def experiment_models(args, teacher: Path, marked: bool) -> dict[str, tuple[Path
         instrumental = [str(t.audio) for t in unlabeled_folder(args.instrumental)]
         voicing = voiced_fraction(teacher, vocal + instrumental)
         kept = [path for path in vocal + instrumental if voicing[path] >= args.min_voiced]
+        folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / "filter.csv", "file,voiced,kept\n" + "".join(
             f"{path},{voicing[path]:.4f},{int(path in kept)}\n" for path in vocal + instrumental))
         if not kept:
@@ -310,6 +311,7 @@ def main(argv=None) -> int:
     teacher, marked = teacher_bundle(args)
     models = experiment_models(args, teacher, marked)
     folder = Path(args.out) / args.experiment
+    folder.mkdir(parents=True, exist_ok=True)
     rows = score_models(models, evaluation_sets(args), folder)
     write_text_atomic(folder / "tracks.csv", _csv(rows))
     table = means_table(rows, models)
