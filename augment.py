@@ -33,6 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
+from melody import argtypes
 from melody.cache import cache_key
 from melody.errors import MelodyError, OneLineParser, run_cli
 
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="augment.py", description="Apply one randAudioAugment chain to a file.")
     parser.add_argument("input")
     parser.add_argument("output")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=argtypes.seed, default=0)
     parser.add_argument("--original-rate-quirk", action="store_true",
                         help="compute effects as if the audio were 44.1 kHz, as the original code did")
     parser.add_argument("--debug", action="store_true")

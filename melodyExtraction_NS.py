@@ -26,6 +26,7 @@ import numpy as np
 
 import featureExtraction as features
 from melody import labels
+from melody.argtypes import batch_size, odd_kernel
 from melody.bundle import Bundle, read_bundle
 from melody.engines import ENGINES
 from melody.errors import MelodyError, OneLineParser, one_line, run_cli
@@ -303,13 +304,6 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
 
 # ----------------------------------------------------------------------------- CLI
 
-def _median_kernel(text: str) -> int:
-    value = int(text)
-    if value < 0 or (value > 1 and value % 2 == 0):
-        raise argparse.ArgumentTypeError(f"median filter size must be 0 or an odd number, got {text}")
-    return value
-
-
 def _probability(text: str) -> float | str:
     if text in ("tuned", "argmax"):
         return text
@@ -319,13 +313,6 @@ def _probability(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"voicing threshold must be tuned, argmax or a number, got {text}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"voicing threshold must be between 0 and 1, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
@@ -342,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GPU index (e.g. 0 or 0,1); CPU when omitted")
     parser.add_argument("-w", "--weights", default=str(DEFAULT_WEIGHTS),
                         help="weights bundle (.npz; default: the shipped weights)")
-    parser.add_argument("--median-filter", type=_median_kernel, default=0, metavar="N",
+    parser.add_argument("--median-filter", type=odd_kernel, default=0, metavar="N",
                         help="median-filter the f0 track with an odd kernel N (authors' evaluation: 5)")
     parser.add_argument("--subbin", action="store_true",
                         help="sub-bin f0: softmax-weighted mean pitch around the most probable class")
@@ -361,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: the shipped int8 model when it matches the weights and the CPU has int8 "
                              "units, else OpenVINO (bf16 where supported), else TensorFlow; "
                              "tf: the float32 reference")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH_SIZE,
                         help="windows of 31 frames per model call")
     parser.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
     parser.add_argument("--skip-existing", action="store_true",

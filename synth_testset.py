@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 import featureExtraction as features
-from melody import labels, music_pool, world
+from melody import argtypes, labels, music_pool, world
 from melody.audio import load_audio
 from melody.cache import ArrayCache
 from melody.contours import Note, expressive_f0
@@ -752,16 +752,6 @@ def run_fetch_music(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- CLI
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = OneLineParser(prog="synth_testset.py", description=__doc__.split("\n\n")[0])
@@ -771,41 +761,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = modes.add_parser("demo", help="make the demo song and its label")
     demo.add_argument("-o", "--output-dir", default="audio", help="folder (default: audio/)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=argtypes.seed, default=0)
     demo.add_argument("--debug", **debug)
     demo.set_defaults(run=run_demo)
 
     ana = modes.add_parser("anasyn", help="analysis-synthesis of a vocal stem, remixed (the paper's test sets)")
     ana.add_argument("--vocal", required=True, help="vocal stem (or a multitrack file with --vocal-stream)")
-    ana.add_argument("--vocal-stream", type=int, default=0, help="audio stream of the vocal (stem MP4: 4)")
+    ana.add_argument("--vocal-stream", type=argtypes.integer(0, 64), default=0, help="audio stream of the vocal (stem MP4: 4)")
     ana.add_argument("--accompaniment", help="accompaniment file (default: the vocal's file, other streams)")
     ana.add_argument("--accompaniment-streams", help="comma-separated streams summed as accompaniment (stem MP4: 1,2,3)")
     ana.add_argument("--loop-accompaniment", action="store_true", help="loop or cut the accompaniment to the vocal's length")
-    ana.add_argument("--ratio-db", type=float, default=None,
+    ana.add_argument("--ratio-db", type=argtypes.number(-60.0, 60.0), default=None,
                      help="vocal-to-accompaniment ratio in dB (default: the original levels)")
-    ana.add_argument("--transpose", type=float, default=0.0, help="transpose the voice by semitones")
-    ana.add_argument("--sample-rate", type=int, default=22050)
+    ana.add_argument("--transpose", type=argtypes.number(-24.0, 24.0), default=0.0, help="transpose the voice by semitones")
+    ana.add_argument("--sample-rate", type=argtypes.synth_rate, default=22050)
     ana.add_argument("--name", help="output name prefix (default: the vocal file's name)")
     ana.add_argument("-o", "--output-dir", default="data/anasyn")
     ana.add_argument("--debug", **debug)
     ana.set_defaults(run=run_anasyn)
 
     comp = modes.add_parser("compose", help="a labeled training corpus: new melodies sung with real voices")
-    comp.add_argument("--minutes", type=float, default=10.0, help="minutes of audio in all splits")
-    comp.add_argument("--seed", type=int, default=0)
-    comp.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    comp.add_argument("--minutes", type=argtypes.number(0.0, 10000.0, low_open=True), default=10.0, help="minutes of audio in all splits")
+    comp.add_argument("--seed", type=argtypes.seed, default=0)
+    comp.add_argument("--workers", type=argtypes.integer(1, 256), default=max(1, (os.cpu_count() or 1)))
     comp.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")
     comp.add_argument("--no-research", action="store_true", help="leave out research-only voice folders")
     comp.add_argument("--accompaniment", nargs="+", help="accompaniment folders (default: ../shared/data/accompaniment)")
     comp.add_argument("--music", help="a fetched music pool (fetch-music's folder, e.g. data/music): its screened "
                       "instrumental tracks become accompaniment, lead-guitar distractors and whole unvoiced items, "
                       "each package in one split")
-    comp.add_argument("--instrumental-share", type=_share, default=INSTRUMENTAL_SHARE,
+    comp.add_argument("--instrumental-share", type=argtypes.share, default=INSTRUMENTAL_SHARE,
                       help=f"with --music: share of items that are instrumental music alone, unvoiced on every "
                       f"frame (default {INSTRUMENTAL_SHARE})")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
-    comp.add_argument("--sample-rate", type=int, default=SYNTH_RATE)
+    comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
     comp.add_argument("--cache-dir", default="cache", help="WORLD analyses are cached here")
     comp.add_argument("-o", "--output-dir", default="data/synth")
     comp.add_argument("-q", "--quiet", action="store_true")

@@ -40,8 +40,8 @@ from typing import Sequence
 import numpy as np
 
 from melody.errors import MelodyError, OneLineParser, run_cli
-from melody.trainer_cli import (add_training_options, filters_list, labeled_tracks, positive_int,
-                                prepare_environment, train_config)
+from melody.argtypes import number, positive_int
+from melody.trainer_cli import add_training_options, filters_list, labeled_tracks, prepare_environment, train_config
 
 SETUPS = {"bts": (False, False), "nts": (True, True), "ns": (False, True)}
 """setup -> (teacher sees augmented audio, student sees augmented audio)."""
@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prepare-only", action="store_true",
                         help="only compute pseudo labels and augmented features (for --shard on a cluster)")
     parser.add_argument("--ratio", type=parse_ratio, default=(1, 1), help="labeled:unlabeled windows per batch")
-    parser.add_argument("--unlabeled-weight", type=float, default=1.0, help="loss weight of pseudo-labeled windows")
+    parser.add_argument("--unlabeled-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
+                        help="loss weight of pseudo-labeled windows")
     parser.add_argument("--k", type=positive_int, default=1, help="augmentation chains per track")
     parser.add_argument("--original-rate-quirk", action="store_true",
                         help="augment as the original did (sox told 8 kHz audio is 44.1 kHz)")

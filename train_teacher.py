@@ -23,8 +23,9 @@ import sys
 from typing import Sequence
 
 from melody.errors import MelodyError, OneLineParser, run_cli
+from melody.argtypes import positive_int
 from melody.trainer_cli import (add_training_options, check_run_dir, filters_list, finish, labeled_tracks,
-                                positive_int, prepare_environment, train_config)
+                                prepare_environment, train_config)
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""

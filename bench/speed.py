@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from melody import argtypes  # noqa: E402
 from melody.errors import OneLineParser, run_cli  # noqa: E402
 
 SHARED_SONGS = ROOT.parent / "shared" / "data" / "songs"
@@ -150,7 +151,7 @@ def default_weights() -> Path:
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, default=None)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=argtypes.positive_int, default=3)
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--skip-60", action="store_true", help="skip the 60-minute memory run")
     parser.add_argument("--debug", action="store_true")

@@ -8,23 +8,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from .argtypes import batch_size, integer, number, positive_float, positive_int, seed
 from .errors import MelodyError
 
 DEFAULT_CACHE = Path("cache") / "features"
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def filters_list(text: str) -> list[int]:
@@ -48,16 +35,16 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps-per-epoch", type=positive_int, default=250)
     parser.add_argument("--patience", type=positive_int, default=10,
                         help="stop after this many epochs without a better validation OA")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--batch-size", type=batch_size, default=32)
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=1e-3)
-    parser.add_argument("--sigma", type=float, default=1.0,
+    parser.add_argument("--sigma", type=number(0.0, 20.0), default=1.0,
                         help="std (in 1/8-semitone bins) of the Gaussian targets; 0 = one-hot")
     parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
                         help="bf16 for AMX CPUs and recent GPUs (default: float32)")
     parser.add_argument("-gpu", "--gpu_index", default=None,
                         help="GPU index or indices (0,1 trains on both with MirroredStrategy); CPU when omitted")
-    parser.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu-devices", type=integer(0, 64), default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="feature cache folder")
     parser.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
     parser.add_argument("--no-optimizer-state", action="store_true",

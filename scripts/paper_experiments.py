@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from melody import argtypes  # noqa: E402
 from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
 from melody.fileio import write_text_atomic  # noqa: E402
 from melody.metrics import METRICS, mean_scores  # noqa: E402
@@ -285,27 +286,25 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--unlabeled", nargs="+", default=[], help="unlabeled audio (folders or files) with singing")
     parser.add_argument("--unlabeled-manifest", nargs="+", help="synthesized mixes whose labels are withheld")
     parser.add_argument("--instrumental", nargs="+", help="singing experiment: unlabeled audio without singing")
-    parser.add_argument("--min-voiced", type=float, default=0.3,
+    parser.add_argument("--min-voiced", type=argtypes.share, default=0.3,
                         help="singing experiment: keep files the teacher calls at least this voiced (default 0.3)")
-    parser.add_argument("--ns-iterations", type=int, default=3)
-    parser.add_argument("--sizes", type=float, nargs="+", default=[25.0, 50.0, 100.0],
+    parser.add_argument("--ns-iterations", type=argtypes.positive_int, default=3)
+    parser.add_argument("--sizes", type=argtypes.number(0.0, 100.0, low_open=True), nargs="+", default=[25.0, 50.0, 100.0],
                         help="size experiment: percent of the unlabeled files (default 25 50 100)")
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--test", help="test manifest or folder for the 'test' set (default: --labeled)")
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--out", required=True, help="folder for all runs and results")
-    parser.add_argument("--minutes-per-model", type=float, default=None, help="training budget of each model")
+    parser.add_argument("--minutes-per-model", type=argtypes.positive_float, default=None, help="training budget of each model")
     parser.add_argument("--train-options", default="--mixed-precision bf16",
                         help="extra options for the trainers (default: bf16 mixed precision)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=argtypes.seed, default=0)
     parser.add_argument("--debug", action="store_true")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.ns_iterations < 1 or any(not 0 < s <= 100 for s in args.sizes) or not 0 <= args.min_voiced <= 1:
-        raise MelodyError("--ns-iterations must be >= 1, --sizes in (0, 100], --min-voiced in [0, 1]")
     budget = ["--max-minutes", str(args.minutes_per_model)] if args.minutes_per_model else []
     args.options = shlex.split(args.train_options) + budget
     teacher, marked = teacher_bundle(args)

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import featureExtraction as features  # noqa: E402
+from melody import argtypes  # noqa: E402
 from melody.errors import OneLineParser, run_cli  # noqa: E402
 from melody.plot import plot_melody  # noqa: E402
 from melody.readers import read_f0  # noqa: E402
@@ -25,8 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("audio")
     parser.add_argument("f0_files", nargs="*", help="label or estimate files to overlay")
     parser.add_argument("-o", "--output", required=True, help="PNG to write")
-    parser.add_argument("--start", type=float, default=0.0, help="first second shown")
-    parser.add_argument("--end", type=float, default=None, help="last second shown")
+    parser.add_argument("--start", type=argtypes.number(0.0), default=0.0, help="first second shown")
+    parser.add_argument("--end", type=argtypes.number(0.0, low_open=True), default=None, help="last second shown")
     parser.add_argument("--title", default=None)
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 import featureExtraction as features  # noqa: E402
 from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
-from melody.trainer_cli import positive_int  # noqa: E402
+from melody.argtypes import positive_int  # noqa: E402
 
 DEFAULT_WINDOWS = 600
 

@@ -437,3 +437,40 @@ def test_student_bad_situations(case, message, tmp_path, corpus, capsys):
         argv += ["--k", "0"]
     code, err = run(train_student.main, argv, capsys)
     assert_one_line_error(code, err, message)
+
+
+# ----------------------------------------------------------------------------- numeric options, every CLI
+
+NUMERIC_CASES = [
+    (extraction.main, ["-p", "x.wav", "--batch-size", "0"]),
+    (extraction.main, ["-p", "x.wav", "--batch-size", "100000"]),
+    (extraction.main, ["-p", "x.wav", "--median-filter", "4"]),
+    (extraction.main, ["-p", "x.wav", "--voicing-threshold", "nan"]),
+    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--ratio-db", "nan"]),
+    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--ratio-db", "inf"]),
+    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--transpose", "60"]),
+    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--sample-rate", "100"]),
+    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--sample-rate", "8000"]),
+    (synth_testset.main, ["compose", "--minutes", "inf"]),
+    (synth_testset.main, ["compose", "--minutes", "0"]),
+    (synth_testset.main, ["compose", "--sample-rate", "100"]),
+    (synth_testset.main, ["compose", "--workers", "0"]),
+    (synth_testset.main, ["compose", "--instrumental-share", "1.5"]),
+    (synth_testset.main, ["compose", "--seed", "-1"]),
+    (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--sigma", "nan"]),
+    (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--batch-size", "100000"]),
+    (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--lr", "-1"]),
+    (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--max-minutes", "nan"]),
+    (train_student.main, ["--teacher", "t.npz", "--run-dir", "r", "--unlabeled-weight", "nan"]),
+    (train_student.main, ["--teacher", "t.npz", "--run-dir", "r", "--unlabeled-weight", "-5"]),
+    (train_student.main, ["--teacher", "t.npz", "--run-dir", "r", "--iterations", "0"]),
+]
+
+
+@pytest.mark.parametrize("main, argv", NUMERIC_CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_numeric_options_are_checked_before_any_work(main, argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run(main, argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error:"), err
+    assert "expected" in err or "must be" in err
+    assert list(tmp_path.iterdir()) == []  # nothing made

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 import synth_testset as synth
-from conftest import ROOT, harmonic_tone, write_wav
+from conftest import ROOT, harmonic_tone
 from melody import music_pool
 from melody.errors import MelodyError
 
