@@ -120,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     pairs = match_files(Path(args.reference), Path(args.estimate))
+    if args.csv:
+        target = Path(args.csv).resolve()
+        inputs = {Path(p).resolve() for _, ref, est in pairs for p in (ref, est)}
+        inputs |= {Path(args.reference).resolve(), Path(args.estimate).resolve()}
+        if target in inputs:
+            raise MelodyError(f"--csv {args.csv} is one of the files being scored; choose another file")
     results = evaluate_files(pairs)
     table = format_table(results)
     if args.csv:

@@ -30,7 +30,7 @@ from melody.argtypes import batch_size, odd_kernel
 from melody.bundle import Bundle, read_bundle
 from melody.engines import ENGINES
 from melody.errors import MelodyError, OneLineParser, one_line, run_cli
-from melody.fileio import ensure_output_dir, find_audio_files
+from melody.fileio import collect_audio_files, ensure_output_dir
 from melody.writers import FORMATS, output_path, write_melody
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "melody_crnn.npz"
@@ -316,6 +316,11 @@ def _probability(text: str) -> float | str:
     return value
 
 
+def _is_done(path: Path) -> bool:
+    """An output counts as done when it exists and is not empty (outputs are written atomically)."""
+    return path.is_file() and path.stat().st_size > 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (original options first)."""
     parser = OneLineParser(
@@ -378,16 +383,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
     engine = "tf" if args.engine == "auto" and args.gpu_index is not None else args.engine
     extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=engine)
-    inputs = find_audio_files(args.filepath, recursive=args.recursive)
+    inputs, problems = collect_audio_files(args.filepath, recursive=args.recursive)
+    if not inputs:
+        raise MelodyError("; ".join(problems))
+    for problem in problems:  # the other inputs are still processed; the exit code says so
+        print(f"error: {problem}", file=sys.stderr)
     output_dir = ensure_output_dir(args.output_dir)
 
     from tqdm import tqdm
 
-    written, skipped, failures = 0, 0, []
+    written, skipped, failures = 0, 0, list(problems)
+    owners: dict[Path, Path] = {}
     progress = tqdm(inputs, unit="file", disable=args.quiet or len(inputs) < 2, file=sys.stderr)
     for path in progress:
         target = output_path(path, output_dir, args.format)
-        if args.skip_existing and target.exists():
+        picture = output_dir / f"pitch_{path.name}.png"
+        if target in owners:  # same file name from two folders: never overwrite the first one's result
+            failures.append(path)
+            progress.write(f"error: {path}: its output {target.name} is also {owners[target]}'s; "
+                           "rename one or write them to separate -o folders", file=sys.stderr)
+            continue
+        owners[target] = path
+        if args.skip_existing and _is_done(target) and (not args.plot or _is_done(picture)):
             skipped += 1
             continue
         progress.set_postfix_str(path.name, refresh=False)
@@ -398,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 unvoiced_pitch=args.unvoiced_pitch)
             write_melody(target, times, f0, confidence, args.format)
             if args.plot:
-                plot_file(path, times, f0, output_dir / f"pitch_{path.name}.png")
+                plot_file(path, times, f0, picture)
             written += 1
         except Exception as error:  # one bad file must not cost the rest of the batch
             if args.debug:
@@ -408,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{path}: unexpected {type(error).__name__}: {one_line(error)}")
             progress.write(f"error: {detail}", file=sys.stderr)
     if not args.quiet:
-        summary = f"wrote {written} of {len(inputs)} melody files to {output_dir}"
+        summary = f"wrote {written} of {len(inputs) + len(problems)} melody files to {output_dir}"
         if skipped:
             summary += f", skipped {skipped} existing"
         if failures:

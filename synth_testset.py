@@ -230,6 +230,9 @@ def anasyn(vocal: np.ndarray, accompaniment: np.ndarray | None, sample_rate: int
 
 def run_anasyn(args: argparse.Namespace) -> int:
     vocal_path = Path(args.vocal)
+    name = args.name or vocal_path.name.split(".")[0]
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise MelodyError(f"--name {name!r}: a plain file-name prefix, without folders, is needed")
     rate = args.sample_rate
     vocal = load_audio(vocal_path, rate, args.vocal_stream)
     accompaniment = None
@@ -245,7 +248,6 @@ def run_anasyn(args: argparse.Namespace) -> int:
                                   "pass --loop-accompaniment to loop or cut the accompaniment")
         accompaniment = np.resize(accompaniment, len(vocal))
     output_dir = ensure_output_dir(args.output_dir)
-    name = args.name or vocal_path.name.split(".")[0]
     mix, resynth, label = anasyn(vocal, accompaniment, rate, args.ratio_db, args.transpose, str(vocal_path))
     write_audio(output_dir / f"{name}_mix.wav", mix, rate)
     write_audio(output_dir / f"{name}_vocal.wav", resynth, rate)

@@ -41,7 +41,8 @@ import numpy as np
 
 from melody.errors import MelodyError, OneLineParser, run_cli
 from melody.argtypes import number, positive_int
-from melody.trainer_cli import add_training_options, filters_list, labeled_tracks, prepare_environment, train_config
+from melody.trainer_cli import (add_training_options, check_output, filters_list, labeled_tracks, prepare_environment,
+                                train_config)
 
 SETUPS = {"bts": (False, False), "nts": (True, True), "ns": (False, True)}
 """setup -> (teacher sees augmented audio, student sees augmented audio)."""
@@ -198,6 +199,7 @@ def run_iterations(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     read_bundle(args.teacher)  # a broken teacher fails now, not after minutes of feature extraction
+    check_output(args)
     store = StudentData(Path(args.cache_dir), args.k, args.seed, args.original_rate_quirk, not args.quiet)
     unlabeled = unlabeled_folder(args.unlabeled or [], shard=args.shard) if args.unlabeled else []
     for manifest in args.unlabeled_manifest or []:  # synthesized mixes whose labels are withheld
@@ -274,8 +276,11 @@ def run_iterations(args: argparse.Namespace) -> int:
     if args.output:
         import shutil
 
+        from melody.fileio import atomic_path
+
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(teacher_path, args.output)
+        with atomic_path(args.output) as temp:
+            shutil.copyfile(teacher_path, temp)
     return 0
 
 

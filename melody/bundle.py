@@ -115,4 +115,10 @@ def read_bundle(path: str | os.PathLike, expected_features: dict | None = None) 
         raise MelodyError(f"{path}: bundle holds no weights")
     if mean.shape != std.shape or mean.ndim != 2:
         raise MelodyError(f"{path}: normalisation statistics have shapes {mean.shape} and {std.shape}")
+    broken = [i for i, w in enumerate(weights) if not np.isfinite(w).all()]
+    if broken or not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        what = f"weight array {broken[0]}" if broken else "normalisation statistics"
+        raise MelodyError(f"{path}: {what} holds NaN or infinite values (a diverged or damaged model)")
+    if (std < 0).any():
+        raise MelodyError(f"{path}: negative standard deviations in the normalisation statistics")
     return Bundle(weights, mean, std, config, log, path, extra)

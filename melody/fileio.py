@@ -78,15 +78,17 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def find_audio_files(inputs: Sequence[str], recursive: bool = False) -> list[Path]:
-    """Expand files, directories and glob patterns into a sorted, de-duplicated file list.
+def collect_audio_files(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Expand files, directories and glob patterns: ``(files, problems)``.
 
     A named file is kept whatever its extension (it may be audio with an odd
-    name); directories contribute files with a known audio extension. A
-    pattern or directory that matches nothing, or a path that does not
-    exist, raises :class:`MelodyError`.
+    name); directories contribute files with a known audio extension. The
+    same file reached twice (two paths, a folder and a pattern) is kept once.
+    A pattern or directory that matches nothing, or a path that does not
+    exist, is a one-line problem; the other inputs are still collected.
     """
     found: list[Path] = []
+    problems: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -94,18 +96,26 @@ def find_audio_files(inputs: Sequence[str], recursive: bool = False) -> list[Pat
             files = sorted(p for p in path.glob(pattern)
                            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
             if not files:
-                raise MelodyError(f"no audio files found in folder {path}")
+                problems.append(f"no audio files found in folder {path}")
             found.extend(files)
         elif path.exists():
             found.append(path)
         elif glob.has_magic(item):
             files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not files:
-                raise MelodyError(f"no files match {item}")
+                problems.append(f"no files match {item}")
             found.extend(files)
         else:
-            raise MelodyError(f"{item}: no such file or folder")
-    unique: dict[Path, None] = {}
+            problems.append(f"{item}: no such file or folder")
+    unique: dict[Path, Path] = {}
     for path in found:
-        unique.setdefault(path, None)
-    return list(unique)
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), problems
+
+
+def find_audio_files(inputs: Sequence[str], recursive: bool = False) -> list[Path]:
+    """:func:`collect_audio_files`, raising :class:`MelodyError` for the first problem."""
+    files, problems = collect_audio_files(inputs, recursive)
+    if problems:
+        raise MelodyError(problems[0])
+    return files

@@ -99,13 +99,32 @@ def check_run_dir(args: argparse.Namespace) -> None:
                           "or choose another --run-dir")
     if args.resume and not last.exists():
         raise MelodyError(f"nothing to resume: {last} does not exist")
+    check_output(args)
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """``--output`` may not be an input nor any existing file: checked before hours of training, not after."""
+    if not getattr(args, "output", None):
+        return
+    target = Path(args.output).resolve()
+    inputs = [getattr(args, name, None) for name in ("train", "val", "labeled", "init", "teacher")]
+    inputs += list(getattr(args, "unlabeled_manifest", None) or [])
+    if any(item and Path(item).resolve() == target for item in inputs):
+        raise MelodyError(f"--output {args.output} is one of the inputs; choose another file")
+    if target.exists():
+        raise MelodyError(f"--output {args.output} already exists; choose a new file (nothing is overwritten)")
+    if target.parent.exists() and not os.access(target.parent, os.W_OK):
+        raise MelodyError(f"--output {args.output}: folder {target.parent} is not writable")
 
 
 def finish(args: argparse.Namespace, trainer) -> None:
     if args.output and trainer.best_path.exists():
+        from .fileio import atomic_path
+
         target = Path(args.output)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(trainer.best_path, target)
+        with atomic_path(target) as temp:
+            shutil.copyfile(trainer.best_path, temp)
     if not args.quiet:
         state = trainer.state
         print(f"best validation OA {state.best_oa:.4f} at epoch {state.best_epoch}; "

@@ -474,3 +474,49 @@ def test_numeric_options_are_checked_before_any_work(main, argv, tmp_path, capsy
     assert code == 2 and err.count("\n") == 1 and err.startswith("error:"), err
     assert "expected" in err or "must be" in err
     assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+def test_nan_weights_are_refused_at_load(tmp_path, bundle, capsys):
+    from melody.bundle import read_bundle, save_bundle
+
+    good = read_bundle(bundle)
+    weights = [w.copy() for w in good.weights]
+    weights[3][...] = np.nan
+    broken = save_bundle(tmp_path / "nan.npz", weights, good.mean, good.std, good.config)
+    wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
+    code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", broken, "-q"], capsys)
+    assert_one_line_error(code, err, "nan.npz", "NaN or infinite")
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_evaluate_never_overwrites_an_input_with_its_table(tmp_path, capsys):
+    ref = tmp_path / "songREF.txt"
+    ref.write_text("0.00 220.0\n0.01 220.0\n")
+    est = tmp_path / "pitch_song.wav.txt"
+    est.write_text("0.00 220.0000\n0.01 0.0000\n")
+    before = ref.read_text()
+    code, err = run(evaluate.main, [ref, est, "--csv", ref], capsys)
+    assert_one_line_error(code, err, "--csv", "one of the files being scored")
+    assert ref.read_text() == before
+
+
+def test_anasyn_name_cannot_leave_the_output_folder(tmp_path, capsys):
+    code, err = run(synth_testset.main, ["anasyn", "--vocal", tmp_path / "v.wav", "--name", "../escaped",
+                                         "-o", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, "--name", "without folders")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escaped_mix.wav").exists()
+
+
+def test_teacher_output_is_checked_before_training(tmp_path, corpus, capsys):
+    manifest = corpus
+    before = manifest.read_text()
+    code, err = run(train_teacher.main, ["--train", manifest, "--run-dir", tmp_path / "run", "--output", manifest,
+                                         "-q"], capsys)
+    assert_one_line_error(code, err, "--output", "one of the inputs")
+    assert manifest.read_text() == before and not (tmp_path / "run" / "last.npz").exists()
+    existing = tmp_path / "mine.npz"
+    existing.write_text("my file")
+    code, err = run(train_teacher.main, ["--train", manifest, "--run-dir", tmp_path / "run2", "--output", existing,
+                                         "-q"], capsys)
+    assert_one_line_error(code, err, "already exists")
+    assert existing.read_text() == "my file"

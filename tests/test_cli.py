@@ -79,7 +79,7 @@ def test_glob_patterns_and_missing_inputs(tmp_path, tiny_bundle):
     out = tmp_path / "out"
     assert cli.main(["-p", str(tmp_path / "x*.wav"), "-o", str(out), "-w", str(tiny_bundle), "-q"]) == 0
     assert len(list(out.iterdir())) == 2
-    with pytest.raises(MelodyError, match="no such file or folder"):
+    with pytest.raises(MelodyError, match="no such file or folder"):  # nothing to do at all
         cli.main(["-p", str(tmp_path / "missing.wav"), "-o", str(out), "-w", str(tiny_bundle)])
 
 
@@ -166,3 +166,43 @@ def test_plot_and_sonic_visualiser_outputs(tmp_path, tiny_bundle):
     assert len(rows) == 101  # threshold 0: every frame voiced, no header
     time_value = rows[1].split(",")
     assert time_value[0] == "0.010" and float(time_value[1]) > 0
+
+
+def test_a_missing_input_among_good_ones_is_counted_and_the_rest_written(tmp_path, tiny_bundle, capsys):
+    good = write_wav(tmp_path / "good.wav", harmonic_tone(300.0, 0.3, 8000), 8000)
+    out = tmp_path / "out"
+    code = cli.main(["-p", str(good), str(tmp_path / "nope.wav"), "-o", str(out), "-w", str(tiny_bundle)])
+    err = capsys.readouterr().err
+    assert code == 1 and (out / "pitch_good.wav.txt").is_file()
+    assert "error: " + str(tmp_path / "nope.wav") + ": no such file or folder" in err
+    assert "wrote 1 of 2 melody files" in err and "1 failed" in err
+
+
+def test_same_name_in_two_folders_never_overwrites_and_one_file_by_two_paths_runs_once(tmp_path, tiny_bundle,
+                                                                                       capsys):
+    for folder, f0 in (("a", 200.0), ("b", 400.0)):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        write_wav(tmp_path / "in" / folder / "song.wav", harmonic_tone(f0, 0.3, 8000), 8000)
+    out = tmp_path / "out"
+    code = cli.main(["-p", str(tmp_path / "in"), "-r", "-o", str(out), "-w", str(tiny_bundle)])
+    err = capsys.readouterr().err
+    assert code == 1 and [p.name for p in out.iterdir()] == ["pitch_song.wav.txt"]
+    assert "also" in err and "wrote 1 of 2" in err
+    song = tmp_path / "in" / "a" / "song.wav"
+    same = tmp_path / "in" / "a" / ".." / "a" / "song.wav"
+    assert cli.main(["-p", str(song), str(same), "-o", str(tmp_path / "o2"), "-w", str(tiny_bundle)]) == 0
+    assert "wrote 1 of 1" in capsys.readouterr().err
+
+
+def test_skip_existing_redoes_an_empty_output_and_a_missing_picture(tmp_path, tiny_bundle, capsys):
+    wav = write_wav(tmp_path / "s.wav", harmonic_tone(300.0, 0.3, 8000), 8000)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pitch_s.wav.txt").write_text("")
+    assert cli.main(["-p", str(wav), "-o", str(out), "-w", str(tiny_bundle), "--skip-existing"]) == 0
+    assert (out / "pitch_s.wav.txt").stat().st_size > 0
+    assert "wrote 1 of 1" in capsys.readouterr().err
+    assert cli.main(["-p", str(wav), "-o", str(out), "-w", str(tiny_bundle), "--skip-existing", "--plot"]) == 0
+    assert (out / "pitch_s.wav.png").is_file()  # the text existed, the picture did not: not skipped
+    assert cli.main(["-p", str(wav), "-o", str(out), "-w", str(tiny_bundle), "--skip-existing", "--plot"]) == 0
+    assert "skipped 1 existing" in capsys.readouterr().err
