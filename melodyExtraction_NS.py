@@ -26,9 +26,9 @@ import numpy as np
 
 import featureExtraction as features
 from melody import labels
-from melody.argtypes import batch_size, odd_kernel
+from melody.argtypes import batch_size, gpu_indices, odd_kernel
 from melody.bundle import Bundle, read_bundle
-from melody.engines import ENGINES
+from melody.engines import ENGINES, require_gpus
 from melody.errors import MelodyError, OneLineParser, one_line, run_cli
 from melody.fileio import collect_audio_files, ensure_output_dir
 from melody.writers import FORMATS, output_path, write_melody
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="audio files, folders or glob patterns")
     parser.add_argument("-o", "--output_dir", default="./results/",
                         help="folder for pitch_NAME.EXT.txt files (default: ./results/)")
-    parser.add_argument("-gpu", "--gpu_index", default=None,
+    parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
                         help="GPU index (e.g. 0 or 0,1); CPU when omitted")
     parser.add_argument("-w", "--weights", default=str(DEFAULT_WEIGHTS),
                         help="weights bundle (.npz; default: the shipped weights)")
@@ -382,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["MELODY_VERBOSE"] = "1"
     # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
     engine = "tf" if args.engine == "auto" and args.gpu_index is not None else args.engine
+    require_gpus(args.gpu_index)
     extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=engine)
     inputs, problems = collect_audio_files(args.filepath, recursive=args.recursive)
     if not inputs:

@@ -67,6 +67,14 @@ batch_size = integer(1, MAX_BATCH)
 synth_rate = integer(MIN_SYNTH_RATE, MAX_RATE)
 
 
+def gpu_indices(text: str) -> str:
+    """GPU indices as CUDA numbers them: ``0`` or ``0,1``."""
+    parts = text.split(",")
+    if not all(p.strip().isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"expected GPU indices like 0 or 0,1, got {text!r}")
+    return ",".join(p.strip() for p in parts)
+
+
 def odd_kernel(text: str) -> int:
     """A median-filter size: 0 or 1 (none) or an odd number up to 101."""
     value = integer(0, 101)(text)

@@ -39,6 +39,23 @@ ENGINES = ("auto", "int8", "openvino", "tf")
 CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vocal-melody"
 
 
+def require_gpus(gpu_index: str | None) -> None:
+    """Raise a one-line error unless TensorFlow sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
+    if gpu_index is None:
+        return
+    from .quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    wanted = len(gpu_index.split(","))
+    found = len(tf.config.list_physical_devices("GPU"))
+    if found < wanted:
+        raise MelodyError(f"-gpu {gpu_index}: TensorFlow finds {found} of the {wanted} GPUs asked for on this "
+                          "machine (no GPU, no CUDA build of TensorFlow, or another index); leave out -gpu to "
+                          "run on the CPU")
+
+
 def openvino_available() -> bool:
     try:
         import openvino  # noqa: F401

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .argtypes import batch_size, integer, number, positive_float, positive_int, seed
+from .argtypes import batch_size, gpu_indices, integer, number, positive_float, positive_int, seed
 from .errors import MelodyError
 
 DEFAULT_CACHE = Path("cache") / "features"
@@ -41,7 +41,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="std (in 1/8-semitone bins) of the Gaussian targets; 0 = one-hot")
     parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
                         help="bf16 for AMX CPUs and recent GPUs (default: float32)")
-    parser.add_argument("-gpu", "--gpu_index", default=None,
+    parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
                         help="GPU index or indices (0,1 trains on both with MirroredStrategy); CPU when omitted")
     parser.add_argument("--cpu-devices", type=integer(0, 64), default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=seed, default=0)

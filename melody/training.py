@@ -229,6 +229,9 @@ def make_strategy(gpu_index: str | None, cpu_devices: int = 0):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
         return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)])
+    from .engines import require_gpus
+
+    require_gpus(gpu_index)
     if gpu_index and "," in gpu_index:
         return tf.distribute.MirroredStrategy()
     return None

@@ -520,3 +520,12 @@ def test_teacher_output_is_checked_before_training(tmp_path, corpus, capsys):
                                          "-q"], capsys)
     assert_one_line_error(code, err, "already exists")
     assert existing.read_text() == "my file"
+
+
+@pytest.mark.parametrize("gpu, message", [("abc", "expected GPU indices"), ("0", "finds 0 of the 1 GPUs")])
+def test_a_gpu_that_is_not_there_is_one_line(gpu, message, tmp_path, bundle, capsys, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
+    code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-gpu", gpu, "-q"], capsys)
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
