@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import MelodyError
+from .errors import MelodyError, warn
 
 MIN_INPUT_RATE = 4000
 """Below this sample rate the voice's pitch range cannot be represented."""
@@ -78,17 +78,53 @@ def load_audio(path: str | os.PathLike, sample_rate: int, stream: int = 0) -> np
 def _soundfile_blocks(path: Path, block_frames: int) -> tuple[Iterator[np.ndarray], int]:
     import soundfile
 
-    rate = soundfile.info(str(path)).samplerate  # raises for what libsndfile cannot read
+    info = soundfile.info(str(path))  # raises for what libsndfile cannot read
+    rate = info.samplerate
+    promised = max(info.frames, _wav_header_frames(path) or 0)
 
     def blocks() -> Iterator[np.ndarray]:
+        decoded = 0
         with soundfile.SoundFile(str(path)) as handle:
             while True:
                 block = handle.read(block_frames, dtype="float32", always_2d=True)
                 if not len(block):
-                    return
+                    break
+                decoded += len(block)
                 yield block
+        if decoded < promised:
+            warn(f"{path}: truncated file: its header promises {promised / rate:.2f} s, it holds "
+                 f"{decoded / rate:.2f} s; only that is used")
 
     return blocks(), rate
+
+
+def _wav_header_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE header promises (its data chunk's size), or None for other files.
+
+    libsndfile quietly shortens a truncated WAV to what the file holds, so the
+    promise is read from the header itself.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(12)[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                header = handle.read(8)
+                if len(header) < 8:
+                    return None
+                chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+                if chunk == b"fmt ":
+                    block_align = struct.unpack("<H", handle.read(16)[12:14])[0]
+                    handle.seek(size - 16 + (size & 1), 1)
+                elif chunk == b"data":  # 0 and 0xFFFFFFFF: a streamed WAV that does not know its length
+                    return size // block_align if block_align and 0 < size < 0xFFFFFFFF else None
+                else:
+                    handle.seek(size + (size & 1), 1)
+    except (OSError, struct.error):
+        return None
 
 
 def _ffmpeg_blocks(path: Path, stream: int, block_frames: int) -> tuple[Iterator[np.ndarray], int]:

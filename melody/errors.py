@@ -18,6 +18,11 @@ class MelodyError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+def warn(message: str) -> None:
+    """A one-line ``warning: ...`` on stderr: the work goes on, the user should know."""
+    print(f"warning: {one_line(message)}", file=sys.stderr)
+
+
 def one_line(message: object) -> str:
     """Collapse an exception message to a single line."""
     return " ".join(str(message).split())

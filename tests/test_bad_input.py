@@ -529,3 +529,14 @@ def test_a_gpu_that_is_not_there_is_one_line(gpu, message, tmp_path, bundle, cap
     code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-gpu", gpu, "-q"], capsys)
     assert code != 0 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_truncated_wav_is_used_as_far_as_it_goes_with_a_warning(tmp_path, bundle, capsys):
+    full = write_wav(tmp_path / "full.wav", harmonic_tone(220, 2.0, 8000), 8000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:44 + 2 * 8000])  # header for 2 s, 1 s of samples
+    code, err = run(extraction.main, ["-p", cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    assert code == 0 and "Traceback" not in err
+    assert "warning: " + str(cut) + ": truncated file: its header promises 2.00 s, it holds 1.00 s" in err
+    lines = (tmp_path / "out" / "pitch_cut.wav.txt").read_text().splitlines()
+    assert len(lines) == 1 + 8000 // 80
