@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from melody.errors import MelodyError, OneLineParser, run_cli
+from melody.errors import MelodyError, OneLineParser, run_cli, warn
 from melody.fileio import AUDIO_EXTENSIONS, write_text_atomic
 from melody.metrics import METRICS, mean_scores, melody_scores
 from melody.readers import read_f0
@@ -77,7 +77,28 @@ def match_files(reference: Path, estimate: Path) -> list[tuple[str, Path, Path]]
     if not common:
         raise MelodyError(f"no track of {reference} has an estimate in {estimate} "
                           "(names must match, e.g. song_MELODY2.csv and pitch_song.wav.txt)")
+    unmatched = sorted(set(references) - set(estimates))
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (", ..." if len(unmatched) > 5 else "")
+        warn(f"{len(unmatched)} of {len(references)} references in {reference} have no estimate in {estimate} "
+             f"({shown}); the mean covers the other {len(common)}")
     return [(key, references[key], estimates[key]) for key in common]
+
+
+def check_pair(ref_path: Path, ref_times, ref_f0, est_path: Path, est_times) -> None:
+    """Warn about pairs mir_eval scores without complaint but a user would not mean to score."""
+    import numpy as np
+
+    for path, times in ((ref_path, ref_times), (est_path, est_times)):
+        if len(times) > 1 and np.median(np.diff(times)) >= 1.0:
+            warn(f"{path}: its times step by {np.median(np.diff(times)):g}; seconds are expected "
+                 "(milliseconds or frame numbers?)")
+    if not (ref_f0 > 0).any():
+        warn(f"{ref_path}: the reference has no voiced frame: voicing recall and raw pitch are not defined "
+             "(mir_eval reports 0)")
+    if est_times[-1] < 0.9 * ref_times[-1]:
+        warn(f"{est_path}: the estimate ends at {est_times[-1]:.2f} s, the reference at {ref_times[-1]:.2f} s; "
+             "the rest is scored as unvoiced")
 
 
 def evaluate_files(pairs: list[tuple[str, Path, Path]]) -> list[tuple[str, dict[str, float]]]:
@@ -86,6 +107,7 @@ def evaluate_files(pairs: list[tuple[str, Path, Path]]) -> list[tuple[str, dict[
     for key, ref_path, est_path in pairs:
         ref_times, ref_f0 = read_f0(ref_path, keep_negative=True)
         est_times, est_f0 = read_f0(est_path, keep_negative=True)
+        check_pair(ref_path, ref_times, ref_f0, est_path, est_times)
         results.append((key, melody_scores(ref_times, ref_f0, est_times, est_f0)))
     return results
 

@@ -153,3 +153,30 @@ def test_a_compose_folder_with_metadata_beside_its_labels(tmp_path):
         "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, est)))
     (key, scores), = evaluate.evaluate_files(evaluate.match_files(tmp_path / "test", tmp_path / "est"))
     assert key == "test_00006" and scores == pytest.approx(EXPECTED, abs=1e-9)
+
+
+def _write(path, times, f0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{t:.3f} {f:.4f}\n" for t, f in zip(times, f0)))
+    return path
+
+
+def test_evaluate_warns_about_what_it_would_otherwise_score_silently(tmp_path, capsys):
+    times, ref, est = hand_made_pair()
+    for name in ("a", "b", "c", "d"):
+        _write(tmp_path / "ref" / f"{name}REF.txt", times, ref)
+    for name in ("a", "b"):
+        _write(tmp_path / "est" / f"pitch_{name}.wav.txt", times, est)
+    evaluate.main([str(tmp_path / "ref"), str(tmp_path / "est")])
+    captured = capsys.readouterr()
+    assert "warning: 2 of 4 references" in captured.err and "(c, d)" in captured.err
+    assert "mean (2 tracks)" in captured.out
+    _write(tmp_path / "silent" / "sREF.txt", times, np.zeros(100))
+    _write(tmp_path / "ms" / "mREF.txt", times * 1000, ref)
+    _write(tmp_path / "short" / "pitch_s.wav.txt", times[:10], est[:10])
+    evaluate.main([str(tmp_path / "silent" / "sREF.txt"), str(tmp_path / "est" / "pitch_a.wav.txt")])
+    assert "no voiced frame" in capsys.readouterr().err
+    evaluate.main([str(tmp_path / "ms" / "mREF.txt"), str(tmp_path / "est" / "pitch_a.wav.txt")])
+    assert "seconds are expected" in capsys.readouterr().err
+    evaluate.main([str(tmp_path / "ref" / "aREF.txt"), str(tmp_path / "short" / "pitch_s.wav.txt")])
+    assert "the estimate ends at 0.09 s, the reference at 0.99 s" in capsys.readouterr().err
