@@ -690,9 +690,15 @@ def run_compose(args: argparse.Namespace) -> int:
         if sources.pool.unscreened and not args.quiet:
             print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
                   f"and are not used", file=sys.stderr)
+    settings = {"seed": args.seed, "sample_rate": args.sample_rate, "voices": sorted(map(str, voice_dirs)),
+                 "accompaniment": sorted(map(str, args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)),
+                 "music": str(Path(args.music).resolve()) if args.music else None,
+                 "instrumental_share": args.instrumental_share if args.music else None}
+    check_corpus_settings(Path(args.output_dir), settings)
     output_dir = ensure_output_dir(args.output_dir)
     for split in SPLITS:
         ensure_output_dir(output_dir / split)
+    write_text_atomic(output_dir / "compose.json", json.dumps(settings, indent=1) + "\n")
     cache_dir = Path(args.cache_dir)
     plan = [item for item in _plan(args.minutes, args.seed) if item[1] in (args.splits or SPLITS)]
     tasks = [(index, split, seconds, args.seed, output_dir) for index, split, seconds in plan]
@@ -727,6 +733,23 @@ def run_compose(args: argparse.Namespace) -> int:
         print("minutes by accompaniment: " + ", ".join(f"{kind} {m:.1f}" for kind, m in sorted(by_kind.items())),
               file=sys.stderr)
     return 0
+
+
+def check_corpus_settings(folder: Path, settings: dict) -> None:
+    """A folder holds one corpus: adding items made with other settings (a new seed...) would mix two."""
+    recorded = folder / "compose.json"
+    if recorded.is_file():
+        before = json.loads(recorded.read_text())
+        changed = [key for key in settings if before.get(key) != settings[key]]
+        if changed:
+            raise MelodyError(f"{folder} holds a corpus made with other settings ({', '.join(changed)}: "
+                              f"{', '.join(str(before.get(k)) for k in changed)}); use another -o, or the same "
+                              "settings to grow or resume it")
+    elif (folder / "manifest.csv").is_file():
+        seeds = {row.get("seed") for row in csv.DictReader(open(folder / "manifest.csv", newline=""))}
+        if seeds - {str(settings["seed"])}:
+            raise MelodyError(f"{folder} holds a corpus made with --seed {', '.join(sorted(map(str, seeds)))}; "
+                              "use another -o or the same seed")
 
 
 def accompaniment_kind(row: dict) -> str:

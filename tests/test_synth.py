@@ -199,3 +199,15 @@ def test_a_large_plan_is_unchanged_by_the_small_corpus_rule():
         assert seconds == rng.uniform(15.0, 30.0)
         weights = np.array([0.8, 0.1, 0.1])
         assert split == synth.SPLITS[int(rng.choice(3, p=weights / weights.sum()))]
+
+
+def test_compose_refuses_to_mix_two_corpora_in_one_folder(tmp_path, capsys):
+    voices = _voice_folder(tmp_path / "voices")
+    argv = ["compose", "--minutes", "0.3", "--workers", "1", "--voices", str(voices), "--accompaniment",
+            str(tmp_path / "voices"), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "-q"]
+    assert synth.main(argv + ["--seed", "1"]) == 0
+    manifest = (tmp_path / "out" / "manifest.csv").read_text()
+    with pytest.raises(MelodyError, match="other settings \\(seed: 1\\)"):
+        synth.main(argv + ["--seed", "2"])
+    assert (tmp_path / "out" / "manifest.csv").read_text() == manifest
+    assert synth.main(argv + ["--seed", "1"]) == 0  # the same settings resume it
