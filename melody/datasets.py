@@ -91,7 +91,14 @@ def read_label(path: str | os.PathLike, fmt: str = "f0", n_frames: int | None = 
     """A label file in ``fmt`` as f0 on the 10 ms grid."""
     if fmt not in LABEL_FORMATS:
         raise MelodyError(f"unknown label format {fmt!r} (choose from {', '.join(LABEL_FORMATS)})")
-    times, f0 = LABEL_FORMATS[fmt](path)
+    if fmt == "f0":
+        times, f0 = read_f0(path, keep_negative=True)
+        if (f0 < 0).all():
+            raise MelodyError(f"{path}: every f0 is negative (unvoiced frames with pitch guesses, as an estimate "
+                              "written with --unvoiced-pitch); a label needs its voiced frames as positive f0")
+        f0 = np.maximum(f0, 0.0)
+    else:
+        times, f0 = LABEL_FORMATS[fmt](path)
     return to_frame_grid(times, f0, n_frames, LABEL_HOPS.get(fmt))
 
 

@@ -61,8 +61,23 @@ def load_frame_data(tracks: list[LabeledTrack], cache: FeatureCache, progress: b
     for track in tqdm(tracks, desc=desc, unit="track", disable=not progress, file=sys.stderr):
         spec = cache.spectrogram(track.audio)
         specs.append(spec)
+        if track.f0 is not None:
+            check_label_length(track, len(spec))
         classes.append(None if track.f0 is None else frame_classes(track.f0, len(spec)))
     return FrameData(tracks, specs, classes)
+
+
+LABEL_LENGTH_TOLERANCE = 0.05
+"""A label may differ from its audio by a few frames (rounding, a last partial hop), not by more."""
+
+
+def check_label_length(track: LabeledTrack, n_frames: int) -> None:
+    """A label must cover its audio: one that is much shorter or longer belongs to another file."""
+    n_label = len(track.f0)
+    if abs(n_label - n_frames) > max(5, LABEL_LENGTH_TOLERANCE * n_frames):
+        step = features.FRAME_SECONDS
+        raise MelodyError(f"{track.audio}: its label ({track.name}) covers {n_label * step:.2f} s but the audio "
+                          f"lasts {n_frames * step:.2f} s; a label must cover its audio on the 10 ms grid")
 
 
 def normalization_stats(specs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -540,3 +540,22 @@ def test_a_truncated_wav_is_used_as_far_as_it_goes_with_a_warning(tmp_path, bund
     assert "warning: " + str(cut) + ": truncated file: its header promises 2.00 s, it holds 1.00 s" in err
     lines = (tmp_path / "out" / "pitch_cut.wav.txt").read_text().splitlines()
     assert len(lines) == 1 + 8000 // 80
+
+
+@pytest.mark.parametrize("label, message", [
+    ("short", "covers 0.10 s but the audio lasts 1.01 s"),
+    ("long", "covers 100.00 s but the audio lasts 1.01 s"),
+    ("negative", "every f0 is negative"),
+])
+def test_training_labels_must_fit_their_audio(label, message, tmp_path, capsys):
+    (tmp_path / "c" / "train").mkdir(parents=True)
+    write_wav(tmp_path / "c" / "train" / "a.wav", harmonic_tone(220, 1.0, 8000), 8000)
+    frames = {"short": 10, "long": 10000, "negative": 101}[label]
+    f0 = -220.0 if label == "negative" else 220.0
+    (tmp_path / "c" / "train" / "a.f0.txt").write_text("".join(f"{i / 100:.2f} {f0:.4f}\n" for i in range(frames)))
+    manifest = tmp_path / "c" / "manifest.csv"
+    manifest.write_text("id,split,audio,label\na,train,train/a.wav,train/a.f0.txt\na2,val,train/a.wav,train/a.f0.txt\n")
+    code, err = run(train_teacher.main, ["--train", manifest, "--run-dir", tmp_path / "run", "--cache-dir",
+                                         tmp_path / "cache", "-q"], capsys)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "run" / "last.npz").exists()
