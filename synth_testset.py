@@ -637,7 +637,20 @@ def _plan(minutes: float, seed: int) -> list[tuple[int, str, float]]:
 _WORKER: dict = {}
 
 
-def _init_worker(sources: Sources, cache_dir: Path, sample_rate: int) -> None:
+def _die_with_parent() -> None:
+    """Linux: a worker ends when its parent does (killed, even with SIGKILL), not one item later."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still applies
+        pass
+
+
+def _init_worker(sources: Sources, cache_dir: Path, sample_rate: int, worker_process: bool = False) -> None:
+    if worker_process:
+        _die_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER["sources"] = sources
     _WORKER["cache"] = SourceCache(cache_dir, sample_rate)
@@ -706,7 +719,7 @@ def run_compose(args: argparse.Namespace) -> int:
     init = (sources, cache_dir, args.sample_rate)
     quiet = args.quiet
     if args.workers > 1:
-        pool = multiprocessing.get_context("fork").Pool(args.workers, _init_worker, init)
+        pool = multiprocessing.get_context("fork").Pool(args.workers, _init_worker, (*init, True))
         mapper = lambda fn, items: pool.imap_unordered(fn, items)  # noqa: E731
     else:
         pool = None

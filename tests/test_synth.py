@@ -117,13 +117,13 @@ def test_compose_resumes_after_an_interruption(tmp_path):
             "--accompaniment", str(tmp_path / "acc"), "--cache-dir", str(tmp_path / "cache"),
             "-o", str(tmp_path / "out"), "-q"]
     assert synth.main(argv) == 0
-    items = sorted((tmp_path / "out").rglob("*.json"))
+    items = sorted((tmp_path / "out").glob("*/*.json"))
     first_label = sorted((tmp_path / "out").rglob("*.f0.txt"))[0]
     stamp = first_label.stat().st_mtime_ns
     items[-1].unlink()  # as if killed before the last item finished
     assert synth.main(argv) == 0
     assert first_label.stat().st_mtime_ns == stamp  # finished items are not redone
-    assert len(sorted((tmp_path / "out").rglob("*.json"))) == len(items)
+    assert len(sorted((tmp_path / "out").glob("*/*.json"))) == len(items)
 
 
 def test_demo_label_covers_the_demo_audio():
@@ -211,3 +211,29 @@ def test_compose_refuses_to_mix_two_corpora_in_one_folder(tmp_path, capsys):
         synth.main(argv + ["--seed", "2"])
     assert (tmp_path / "out" / "manifest.csv").read_text() == manifest
     assert synth.main(argv + ["--seed", "1"]) == 0  # the same settings resume it
+
+
+def test_compose_workers_end_with_a_killed_parent(tmp_path):
+    import os
+    import signal
+    import time
+
+    voices = _voice_folder(tmp_path / "voices")
+    process = subprocess.Popen([sys.executable, str(ROOT / "synth_testset.py"), "compose", "--minutes", "3",
+                                "--workers", "2", "--voices", str(voices), "--accompaniment", str(voices),
+                                "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "out").glob("*/*.json")):
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.2)
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert children and process.poll() is None, "no worker processes"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    time.sleep(2)
+    alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and
+             "zombie" not in open(f"/proc/{pid}/status").read().lower()]
+    assert not alive, f"workers outlived their parent: {alive}"
+    assert b"Traceback" not in process.stderr.read()
+    assert not list((tmp_path / "out").rglob("*.tmp"))
