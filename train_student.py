@@ -334,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if started and not args.resume and not args.prepare_only:
         raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "
                           "or choose another --run-dir")
+    if args.resume and not started:
+        raise MelodyError(f"nothing to resume: {Path(args.run_dir) / 'iter1' / 'last.npz'} does not exist")
     prepare_environment(args)
     return run_iterations(args)
 

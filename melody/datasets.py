@@ -110,14 +110,16 @@ def read_manifest(path: str | os.PathLike, splits: tuple[str, ...] | None = None
     path = Path(path)
     if not path.is_file():
         raise MelodyError(f"manifest {path} not found")
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark is fine
         rows = list(csv.DictReader(handle))
     if rows and not {"audio", "label", "split"} <= set(rows[0]):
         raise MelodyError(f"{path}: not a manifest (needs columns audio, label, split)")
     tracks = []
-    for row in rows:
+    for number, row in enumerate(rows, start=2):
         if splits and row["split"] not in splits:
             continue
+        if not row.get("audio") or (with_labels and not row.get("label")):
+            raise MelodyError(f"{path}: row {number} has no {'audio' if not row.get('audio') else 'label'} file")
         f0 = read_label(path.parent / row["label"]) if with_labels else None
         tracks.append(LabeledTrack(path.parent / row["audio"], f0, row.get("id") or Path(row["audio"]).stem,
                                    row["split"]))

@@ -13,7 +13,7 @@ import synth_testset
 import train_student
 import train_teacher
 from conftest import harmonic_tone, make_tone_corpus, save_random_bundle, write_wav
-from melody.errors import run_cli
+from melody.errors import MelodyError, run_cli
 
 
 def run(main, argv, capsys):
@@ -559,3 +559,25 @@ def test_training_labels_must_fit_their_audio(label, message, tmp_path, capsys):
                                          tmp_path / "cache", "-q"], capsys)
     assert_one_line_error(code, err, message)
     assert not (tmp_path / "run" / "last.npz").exists()
+
+
+def test_manifest_with_a_byte_order_mark_and_a_row_without_label(tmp_path, corpus):
+    from melody.datasets import read_manifest
+
+    text = corpus.read_text()
+    bom = corpus.parent / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert len(read_manifest(bom)) == len(read_manifest(corpus))
+    lines = text.splitlines()
+    fields = lines[1].split(",")
+    lines[1] = ",".join(fields[:3] + [""])
+    broken = corpus.parent / "nolabel.csv"
+    broken.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MelodyError, match="nolabel.csv: row 2 has no label file"):
+        read_manifest(broken)
+
+
+def test_student_resume_without_a_run_is_one_line(tmp_path, bundle, corpus, capsys):
+    code, err = run(train_student.main, ["--teacher", bundle, "--labeled", corpus, "--unlabeled", corpus.parent,
+                                         "--run-dir", tmp_path / "run", "--resume", "-q"], capsys)
+    assert_one_line_error(code, err, "nothing to resume")
