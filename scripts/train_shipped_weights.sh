@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # The recipe of the shipped weights (weights/melody_crnn.npz), step by step.
+# Steps 1-3 made the previous model (Noisy Student iteration 1, commit 6805111); POOL=1 runs step 0,
+# which made the current one from it: a Noisy Student iteration whose labeled data has real
+# instrumental music from the Debian music pool (step 0 below).
 #
 # On these 2-core CPUs each training step needs hours: every step has a time budget
 # (MINUTES per call) and resumes where it stopped, so run this script again (and again)
@@ -15,6 +18,32 @@ PY=${PY:-.venv/bin/python}
 MINUTES=${MINUTES:-100}
 NS_ITERATIONS=${NS_ITERATIONS:-1}
 RESEARCH_FLAG=$([ "${NO_RESEARCH:-0}" = 1 ] && echo --no-research || true)
+
+# 0. (POOL=1, the current model) the music pool: real instrumental music as labeled, unvoiced data.
+#    A Noisy Student iteration from the previous shipped student (its own teacher), fine-tuned at lr 3e-4 on a corpus
+#    whose accompaniment and instrumental-only items come from the pool's training packages (validation
+#    on the pool's validation packages), with real sung tracks of the pool and ../shared/data/songs
+#    among the unlabeled audio. Instrumental tracks are never pseudo-labeled: they are labeled data.
+if [ "${POOL:-0}" = 1 ]; then
+    $PY synth_testset.py fetch-music -o data/music
+    [ -f data/synth_music/manifest.csv ] || \
+        $PY synth_testset.py compose --minutes 120 --seed 0 --music data/music -o data/synth_music $RESEARCH_FLAG
+    [ -f data/unlabeled_synth_music/manifest.csv ] || $PY synth_testset.py compose --minutes 40 --seed 1 \
+        --music data/music --instrumental-share 0 -o data/unlabeled_synth_music $RESEARCH_FLAG
+    PREVIOUS=runs/previous_ns1.npz
+    mkdir -p runs
+    [ -f "$PREVIOUS" ] || git show 6805111:weights/melody_crnn.npz > "$PREVIOUS"
+    RESUME=$([ -f runs/ns_pool/iter1/last.npz ] && echo --resume || true)
+    # shellcheck disable=SC2046
+    $PY train_student.py --teacher "$PREVIOUS" --setup ns --iterations 1 \
+        --labeled data/synth_music/manifest.csv \
+        --unlabeled ../shared/data/songs $($PY scripts/screen_music.py data/music --list voice --split train) \
+        --unlabeled-manifest data/unlabeled_synth_music/manifest.csv --run-dir runs/ns_pool \
+        --mixed-precision bf16 --steps-per-epoch 150 --patience 3 --seed 0 --lr 3e-4 --max-minutes "$MINUTES" $RESUME
+    echo "pool step: runs/ns_pool/iter1/best.npz is the candidate; ship it only if its validation OA beats"
+    echo "the previous model's on data/synth_music (scripts/tune_voicing.py on a copy of it says)"
+    exit 0
+fi
 
 # 1. labeled corpus (train/val/test) and synthesized unlabeled mixes (their labels are not used)
 [ -f data/synth/manifest.csv ] || $PY synth_testset.py compose --minutes 120 --seed 0 -o data/synth $RESEARCH_FLAG
@@ -59,3 +88,4 @@ cat "$NS_RUN_DIR/iterations.csv"
 echo "done: copy the best.npz of the iteration with the best validation OA above to weights/melody_crnn.npz"
 echo "if it beats the shipped model's validation OA, make its int8 model: $PY scripts/quantize_weights.py"
 echo "(calibrated on data/synth's train split), and measure it: $PY bench/accuracy.py --compare-engines"
+
