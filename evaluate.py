@@ -2,6 +2,7 @@
 
     python evaluate.py REFERENCE ESTIMATE            # one pair of files
     python evaluate.py REF_FOLDER EST_FOLDER --csv scores.csv
+    python evaluate.py data/synth/manifest.csv results/ --split test   # a compose corpus
 
 Folders are matched by track name: ``pitch_song.wav.txt`` (this tool's
 output) matches ``song.csv``, ``song_MELODY2.csv`` (MedleyDB),
@@ -63,16 +64,43 @@ def _f0_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def match_files(reference: Path, estimate: Path) -> list[tuple[str, Path, Path]]:
-    """Pairs ``(track, reference file, estimate file)`` for two files or two folders."""
+def _manifest_labels(path: Path, split: str | None) -> dict[str, Path] | None:
+    """Track -> label file of a ``synth_testset.py compose`` manifest (one split or all); None if not a manifest."""
+    import csv
+
+    if path.suffix.lower() != ".csv":
+        return None
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"audio", "label", "split"} <= set(rows[0]):
+        return None
+    labels = {track_key(row["audio"]): path.parent / row["label"] for row in rows
+              if split is None or row["split"] == split}
+    if not labels:
+        raise MelodyError(f"{path}: no tracks in split {split!r}")
+    return labels
+
+
+def match_files(reference: Path, estimate: Path, split: str | None = None) -> list[tuple[str, Path, Path]]:
+    """Pairs ``(track, reference file, estimate file)``: two files, two folders, or a manifest and a folder.
+
+    A compose manifest's labels are matched to estimates by audio file name
+    (``test_00006.flac`` <-> ``pitch_test_00006.flac.txt``); ``split`` keeps
+    one of its splits.
+    """
     for path in (reference, estimate):
         if not path.exists():
             raise MelodyError(f"{path}: no such file or folder")
-    if reference.is_dir() != estimate.is_dir():
-        raise MelodyError("give two files or two folders (reference first, then estimate)")
-    if not reference.is_dir():
+    manifest = reference.is_file() and _manifest_labels(reference, split) is not None
+    if manifest and not estimate.is_dir():
+        raise MelodyError(f"{reference} is a corpus manifest: give the folder of estimates second")
+    if not manifest and reference.is_dir() != estimate.is_dir():
+        raise MelodyError("give two files or two folders (reference first, then estimate), "
+                          "or a compose manifest and a folder")
+    if not manifest and not reference.is_dir():
         return [(track_key(reference), reference, estimate)]
-    references, estimates = _f0_files(reference), _f0_files(estimate)
+    references = _manifest_labels(reference, split) if manifest else _f0_files(reference)
+    estimates = _f0_files(estimate)
     common = sorted(set(references) & set(estimates))
     if not common:
         raise MelodyError(f"no track of {reference} has an estimate in {estimate} "
@@ -134,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("reference", help="reference f0 file or folder")
     parser.add_argument("estimate", help="estimated f0 file or folder (this tool's output)")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    parser.add_argument("--split", help="with a compose manifest as reference: only this split (e.g. test)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -141,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
-    pairs = match_files(Path(args.reference), Path(args.estimate))
+    pairs = match_files(Path(args.reference), Path(args.estimate), args.split)
     if args.csv:
         target = Path(args.csv).resolve()
         inputs = {Path(p).resolve() for _, ref, est in pairs for p in (ref, est)}

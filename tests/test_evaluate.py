@@ -180,3 +180,20 @@ def test_evaluate_warns_about_what_it_would_otherwise_score_silently(tmp_path, c
     assert "seconds are expected" in capsys.readouterr().err
     evaluate.main([str(tmp_path / "ref" / "aREF.txt"), str(tmp_path / "short" / "pitch_s.wav.txt")])
     assert "the estimate ends at 0.09 s, the reference at 0.99 s" in capsys.readouterr().err
+
+
+def test_a_compose_manifest_as_reference(tmp_path, capsys):
+    times, ref, est = hand_made_pair()
+    for split, name in (("test", "test_00001"), ("train", "train_00002")):
+        _write(tmp_path / "corpus" / split / f"{name}.f0.txt", times, ref)
+    (tmp_path / "corpus" / "test" / "test_00001.json").write_text("{}")
+    (tmp_path / "corpus" / "manifest.csv").write_text(
+        "id,split,audio,label\ntest_00001,test,test/test_00001.flac,test/test_00001.f0.txt\n"
+        "train_00002,train,train/train_00002.flac,train/train_00002.f0.txt\n")
+    _write(tmp_path / "est" / "pitch_test_00001.flac.txt", times, est)
+    assert evaluate.main([str(tmp_path / "corpus" / "manifest.csv"), str(tmp_path / "est"), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[0] == "test_00001" and "mean (1 tracks)" in out
+    assert "0.8000" in out.splitlines()[1]
+    with pytest.raises(MelodyError, match="no tracks in split 'val'"):
+        evaluate.main([str(tmp_path / "corpus" / "manifest.csv"), str(tmp_path / "est"), "--split", "val"])
