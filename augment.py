@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -133,11 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from melody.audio import decode_audio
     from melody.fileio import atomic_path
 
+    output = Path(args.output)
+    formats = soundfile.available_formats()
+    if output.suffix[1:].upper() not in formats:
+        raise MelodyError(f"{output}: give the output a sound-file extension (.wav, .flac, .ogg...), "
+                          "which sets its format")
+    if output.resolve() == Path(args.input).resolve():
+        raise MelodyError(f"{output}: the output would overwrite the input; choose another file")
     samples, rate = decode_audio(args.input)
     mono = samples.mean(axis=1)
     augmented, chain = rand_audio_augment(mono, rate, np.random.default_rng(args.seed), args.original_rate_quirk)
     with atomic_path(args.output) as temp:
-        soundfile.write(str(temp), augmented, rate, format=str(args.output).rsplit(".", 1)[-1].upper())
+        soundfile.write(str(temp), augmented, rate, format=output.suffix[1:].upper())
     print(describe(chain))
     return 0
 

@@ -11,8 +11,9 @@ import argparse
 import math
 from typing import Callable
 
-MAX_BATCH = 4096
-"""Windows per batch: above this one batch of the paper's model no longer fits in 24 GB of memory."""
+MAX_BATCH = 512
+"""Windows per batch. The first ResNet block alone holds 31 x 513 x 64 float32 activations (4 MB) per window
+and layer, and training keeps several of them per window: far beyond 512 a batch no longer fits in 24 GB."""
 MIN_SYNTH_RATE = 16000
 """WORLD analysis here (harvest up to 1000 Hz, the voicing gate's 100-3000 Hz aperiodicity band) needs it."""
 MAX_RATE = 192000

@@ -581,3 +581,15 @@ def test_student_resume_without_a_run_is_one_line(tmp_path, bundle, corpus, caps
     code, err = run(train_student.main, ["--teacher", bundle, "--labeled", corpus, "--unlabeled", corpus.parent,
                                          "--run-dir", tmp_path / "run", "--resume", "-q"], capsys)
     assert_one_line_error(code, err, "nothing to resume")
+
+
+@pytest.mark.parametrize("output, message", [("noext", "sound-file extension"), ("out.xyz", "sound-file extension"),
+                                             ("in.wav", "would overwrite the input")])
+def test_augment_output_is_checked_before_work(output, message, tmp_path, capsys):
+    import augment
+
+    source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 16000), 16000)
+    before = source.read_bytes()
+    code, err = run(augment.main, [source, tmp_path / output], capsys)
+    assert_one_line_error(code, err, message)
+    assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
