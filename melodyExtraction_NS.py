@@ -387,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs, problems = collect_audio_files(args.filepath, recursive=args.recursive)
     if not inputs:
         raise MelodyError("; ".join(problems))
+    extractor.engine  # noqa: B018  (weights that do not fit their model fail once here, not once per file)
     for problem in problems:  # the other inputs are still processed; the exit code says so
         print(f"error: {problem}", file=sys.stderr)
     output_dir = ensure_output_dir(args.output_dir)

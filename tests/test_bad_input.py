@@ -593,3 +593,18 @@ def test_augment_output_is_checked_before_work(output, message, tmp_path, capsys
     code, err = run(augment.main, [source, tmp_path / output], capsys)
     assert_one_line_error(code, err, message)
     assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_weights_that_do_not_fit_their_model_fail_once_before_any_file(tmp_path, bundle, capsys):
+    from melody.bundle import read_bundle, save_bundle
+
+    good = read_bundle(bundle)
+    config = dict(good.config, model={"filters": [8, 8, 8, 8], "lstm_units": 4})
+    broken = save_bundle(tmp_path / "mismatch.npz", good.weights, good.mean, good.std, config)
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(8000, np.float32), 8000)
+    tone = write_wav(tmp_path / "tone.wav", harmonic_tone(220, 0.3, 8000), 8000)
+    code, err = run(extraction.main, ["-p", silent, tone, "-o", tmp_path / "out", "-w", broken, "--engine", "tf",
+                                      "-q"], capsys)
+    assert_one_line_error(code, err, "mismatch.npz", "do not fit")
+    assert err.count("error:") == 1
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
