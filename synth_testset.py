@@ -313,6 +313,8 @@ class Sources:
     distractors: list[Path]
     pool: music_pool.MusicPool | None = None
     instrumental_share: float = 0.0
+    held_out: dict[str, str] | None = None
+    """Voice groups moved out of training because a held-out split had none (split -> group)."""
 
 
 def _group_of(path: Path, root: Path) -> str:
@@ -354,7 +356,30 @@ def discover_sources(voice_dirs: Sequence[Path], accompaniment_dirs: Sequence[Pa
                 accompaniments[_held_out_split(path.name, HELD_OUT_ACCOMPANIMENT, exact=False)].append(path)
     if not voices["train"]:
         raise MelodyError("no training voices found")
-    return Sources(voices, accompaniments, distractors)
+    held_out = hold_out_voices(voices)
+    return Sources(voices, accompaniments, distractors, held_out=held_out)
+
+
+def hold_out_voices(voices: dict[str, list[VoiceSource]]) -> dict[str, str]:
+    """Give a held-out split without voices of its own the last training voice group (by name), in place.
+
+    Splits never share a voice: with folders that hold none of the named
+    held-out voices, whole groups move out of training instead. Returns
+    split -> the group moved.
+    """
+    moved = {}
+    for split in ("test", "val"):
+        if voices[split]:
+            continue
+        groups = sorted({v.group for v in voices["train"]})
+        if len(groups) < 2:
+            raise MelodyError(f"the voice folders have no voices for the {split} split and too few voice groups "
+                              f"({len(groups)}) to hold one out of training; give at least three files or "
+                              "folders of voices")
+        moved[split] = groups[-1]
+        voices[split] = [v for v in voices["train"] if v.group == groups[-1]]
+        voices["train"] = [v for v in voices["train"] if v.group != groups[-1]]
+    return moved
 
 
 class SourceCache:
@@ -540,7 +565,7 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         return _instrumental_item(pool_rng, split, seconds, sources, rate)
     lead_in = float(rng.uniform(0.0, 4.0)) if rng.random() < 0.4 else float(rng.uniform(0.0, 0.5))
     song = None
-    voices = sources.voices[split] or sources.voices["train"]
+    voices = sources.voices[split]
     if rng.random() < 0.55:
         kind = "sung"
         source = voices[int(rng.integers(len(voices)))]
@@ -697,6 +722,9 @@ def run_compose(args: argparse.Namespace) -> int:
     if args.no_research:
         voice_dirs = [d for d in voice_dirs if "research" not in d.name]
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
+    for split, group in (sources.held_out or {}).items():
+        if not args.quiet:
+            print(f"note: no voice of the {split} split among --voices: {group} is held out for it", file=sys.stderr)
     if args.music:
         sources.pool = music_pool.load_pool(args.music)
         sources.instrumental_share = args.instrumental_share

@@ -74,7 +74,7 @@ def test_anasyn_cli_rejects_mismatched_lengths(tmp_path):
 
 def _voice_folder(folder):
     folder.mkdir(parents=True)
-    for index, f0 in enumerate((180.0, 260.0)):
+    for index, f0 in enumerate((180.0, 260.0, 330.0)):
         phrase = np.concatenate([sung_tone(0.8, f0, seed=i) for i in range(4)])
         write_wav(folder / f"singer{index}.wav", phrase, RATE)
     return folder
@@ -237,3 +237,15 @@ def test_compose_workers_end_with_a_killed_parent(tmp_path):
     assert not alive, f"workers outlived their parent: {alive}"
     assert b"Traceback" not in process.stderr.read()
     assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_voice_folders_without_held_out_voices_never_share_a_voice_across_splits(tmp_path):
+    voices = _voice_folder(tmp_path / "voices")
+    sources = synth.discover_sources([voices], [])
+    groups = {split: {v.group for v in sources.voices[split]} for split in synth.SPLITS}
+    assert groups == {"train": {"singer0"}, "val": {"singer1"}, "test": {"singer2"}}
+    assert sources.held_out == {"test": "singer2", "val": "singer1"}
+    (voices / "singer2.wav").unlink()
+    (voices / "singer1.wav").unlink()
+    with pytest.raises(MelodyError, match="too few voice groups"):
+        synth.discover_sources([voices], [])
