@@ -698,8 +698,15 @@ def _make_item(task: tuple[int, str, float, int, Path]) -> dict:
     return row
 
 
+MIN_VOICED_SHARE = 0.05
+"""A voice file must be voiced on this share of its frames (WORLD's gated f0) to sing with."""
+
+
 def _analyse_voice(path: Path) -> None:
-    _WORKER["cache"].voice(path)
+    analysis = _WORKER["cache"].voice(path)
+    if analysis.voiced.mean() < MIN_VOICED_SHARE:
+        raise MelodyError(f"{path}: no singing or speech found in this voice file ({analysis.voiced.mean():.0%} of "
+                          "frames voiced); remove it from the --voices folders")
 
 
 def write_manifest(path: Path, rows: list[dict]) -> None:

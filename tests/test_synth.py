@@ -249,3 +249,13 @@ def test_voice_folders_without_held_out_voices_never_share_a_voice_across_splits
     (voices / "singer1.wav").unlink()
     with pytest.raises(MelodyError, match="too few voice groups"):
         synth.discover_sources([voices], [])
+
+
+def test_a_voice_file_without_a_voice_is_named(tmp_path):
+    voices = _voice_folder(tmp_path / "voices")
+    noise = (0.1 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
+    write_wav(voices / "noise.wav", noise, RATE)
+    argv = ["compose", "--minutes", "0.3", "--workers", "1", "--voices", str(voices), "--accompaniment",
+            str(voices), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "-q"]
+    with pytest.raises(MelodyError, match="noise.wav: no singing or speech found"):
+        synth.main(argv)
