@@ -206,6 +206,9 @@ def run_iterations(args: argparse.Namespace) -> int:
         tracks = read_manifest(manifest, splits=(args.unlabeled_split,), with_labels=False)
         unlabeled += [t for i, t in enumerate(tracks) if i % args.shard[1] == args.shard[0]]
     if not unlabeled:
+        if args.shard[1] > 1 and (args.unlabeled or args.unlabeled_manifest):
+            raise MelodyError(f"shard {args.shard[0]}/{args.shard[1]} holds no unlabeled file: there are fewer "
+                              f"files than shards; use fewer shards")
         raise MelodyError("no unlabeled audio: give --unlabeled folders or --unlabeled-manifest")
     teacher_path = Path(args.teacher)
     student_augmented = SETUPS[args.setup][1]
