@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import soundfile
 
     from melody.audio import decode_audio
-    from melody.fileio import atomic_path
+    from melody.fileio import write_sound_atomic
 
     output = Path(args.output)
     formats = soundfile.available_formats()
@@ -144,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples, rate = decode_audio(args.input)
     mono = samples.mean(axis=1)
     augmented, chain = rand_audio_augment(mono, rate, np.random.default_rng(args.seed), args.original_rate_quirk)
-    with atomic_path(args.output) as temp:
-        soundfile.write(str(temp), augmented, rate, format=output.suffix[1:].upper())
+    write_sound_atomic(output, augmented, rate)
     print(describe(chain))
     return 0
 

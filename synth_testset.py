@@ -41,7 +41,7 @@ from melody.audio import load_audio
 from melody.cache import ArrayCache
 from melody.contours import Note, expressive_f0
 from melody.errors import MelodyError, OneLineParser, run_cli
-from melody.fileio import AUDIO_EXTENSIONS, atomic_path, ensure_output_dir, write_text_atomic
+from melody.fileio import AUDIO_EXTENSIONS, ensure_output_dir, write_sound_atomic, write_text_atomic
 from melody.melodies import Song, random_song
 from melody.singing import sing
 from melody.soundfont import Track, render
@@ -88,10 +88,7 @@ def format_label(f0_10ms: np.ndarray) -> str:
 
 def write_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit audio (format from the suffix) atomically."""
-    import soundfile
-
-    with atomic_path(path) as temp:
-        soundfile.write(str(temp), audio, sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
+    write_sound_atomic(path, audio, sample_rate, subtype="PCM_16")
 
 
 def voice_active(label_f0: np.ndarray, frame_period_ms: float, n_samples: int, sample_rate: int) -> np.ndarray:

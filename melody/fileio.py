@@ -55,6 +55,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def write_sound_atomic(path: str | os.PathLike, audio, sample_rate: int, subtype: str | None = None) -> None:
+    """Write audio (format from the suffix) so that it appears whole or not at all; libsndfile's errors
+    (a full disk is only "System error." there) become one line naming the file and the free space."""
+    import shutil
+
+    import soundfile
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as temp:
+            soundfile.write(str(temp), audio, sample_rate, subtype=subtype, format=path.suffix[1:].upper())
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        try:
+            free = f"; {shutil.disk_usage(path.parent).free / 1e6:.0f} MB free there"
+        except OSError:
+            free = ""
+        raise MelodyError(f"cannot write {path}: {error}{free}") from None
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` so that it appears whole or not at all."""
     with atomic_path(path) as temp:

@@ -615,3 +615,24 @@ def test_an_empty_shard_says_so(tmp_path, bundle, capsys):
     code, err = run(train_student.main, ["--teacher", bundle, "--unlabeled", *files, "--run-dir", tmp_path / "r",
                                          "--prepare-only", "--shard", "3/4", "-q"], capsys)
     assert_one_line_error(code, err, "holds no unlabeled file", "fewer files than shards")
+
+
+@pytest.mark.parametrize("cli", ["anasyn", "augment"])
+def test_a_failed_sound_write_names_the_file(cli, tmp_path, capsys, monkeypatch):
+    """libsndfile reports a full disk only as "System error."; the file and the free space must show."""
+    import augment
+
+    def full_disk(*args, **kwargs):
+        raise soundfile.LibsndfileError(2, "Error writing: ")
+
+    source = write_wav(tmp_path / "v.wav", harmonic_tone(220, 1.0, 22050) * np.hanning(22050), 22050)
+    monkeypatch.setattr(soundfile, "write", full_disk)
+    if cli == "anasyn":
+        code, err = run(synth_testset.main, ["anasyn", "--vocal", source, "-o", tmp_path / "out"], capsys)
+        name = "v_mix.wav"
+    else:
+        code, err = run(augment.main, [source, tmp_path / "aug.wav"], capsys)
+        name = "aug.wav"
+    assert_one_line_error(code, err, f"cannot write {tmp_path / ('out' if cli == 'anasyn' else '')}".rstrip("/"),
+                          name, "System error", "MB free")
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(name))
