@@ -420,8 +420,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plot_file(path, times, f0, picture)
             written += 1
         except Exception as error:  # one bad file must not cost the rest of the batch
-            if args.debug:
-                raise
+            if args.debug:  # the traceback, and the batch goes on
+                import traceback
+
+                traceback.print_exc()
             failures.append(path)
             detail = one_line(error) if isinstance(error, MelodyError) else (
                 f"{path}: unexpected {type(error).__name__}: {one_line(error)}")

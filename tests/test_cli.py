@@ -206,3 +206,14 @@ def test_skip_existing_redoes_an_empty_output_and_a_missing_picture(tmp_path, ti
     assert (out / "pitch_s.wav.png").is_file()  # the text existed, the picture did not: not skipped
     assert cli.main(["-p", str(wav), "-o", str(out), "-w", str(tiny_bundle), "--skip-existing", "--plot"]) == 0
     assert "skipped 1 existing" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_and_the_batch_goes_on(tmp_path, tiny_bundle, capsys):
+    bad = tmp_path / "a_bad.wav"
+    bad.write_text("not audio")
+    good = write_wav(tmp_path / "b_good.wav", harmonic_tone(300.0, 0.3, 8000), 8000)
+    out = tmp_path / "out"
+    code = cli.main(["-p", str(bad), str(good), "-o", str(out), "-w", str(tiny_bundle), "--debug"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" in err and (out / "pitch_b_good.wav.txt").is_file()
+    assert "wrote 1 of 2" in err
