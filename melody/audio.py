@@ -94,6 +94,9 @@ def _soundfile_blocks(path: Path, block_frames: int) -> tuple[Iterator[np.ndarra
         if decoded < promised:
             warn(f"{path}: truncated file: its header promises {promised / rate:.2f} s, it holds "
                  f"{decoded / rate:.2f} s; only that is used")
+        elif _ogg_is_cut(path):
+            warn(f"{path}: truncated file: the Ogg stream ends without its last page; only the "
+                 f"{decoded / rate:.2f} s that are there are used")
 
     return blocks(), rate
 
@@ -125,6 +128,33 @@ def _wav_header_frames(path: Path) -> int | None:
                     handle.seek(size + (size & 1), 1)
     except (OSError, struct.error):
         return None
+
+
+def _ogg_is_cut(path: Path, tail: int = 1 << 16) -> bool:
+    """True for an Ogg file whose last page is incomplete or lacks the end-of-stream flag (a cut download).
+
+    Ogg headers promise no length, so the end of the file is where a cut shows.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"OggS":
+                return False
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - tail))
+            data = handle.read()
+    except OSError:
+        return False
+    start = data.rfind(b"OggS")
+    if start < 0 or len(data) - start < 27:
+        return True
+    header_type, segments = data[start + 5], data[start + 26]
+    table = data[start + 27:start + 27 + segments]
+    if len(table) < segments:
+        return True
+    end = start + 27 + segments + sum(struct.unpack(f"{segments}B", table))
+    return end != len(data) or not header_type & 0x04
 
 
 def _ffmpeg_blocks(path: Path, stream: int, block_frames: int) -> tuple[Iterator[np.ndarray], int]:

@@ -636,3 +636,14 @@ def test_a_failed_sound_write_names_the_file(cli, tmp_path, capsys, monkeypatch)
     assert_one_line_error(code, err, f"cannot write {tmp_path / ('out' if cli == 'anasyn' else '')}".rstrip("/"),
                           name, "System error", "MB free")
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(name))
+
+
+def test_a_cut_ogg_is_used_as_far_as_it_goes_with_a_warning(tmp_path, bundle, capsys):
+    full = tmp_path / "full.ogg"
+    noisy = harmonic_tone(220, 10.0, 16000) + 0.05 * np.random.default_rng(0).standard_normal(160000)
+    soundfile.write(str(full), noisy.astype(np.float32), 16000, format="OGG")
+    cut = tmp_path / "cut.ogg"
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size * 6 // 10])
+    code, err = run(extraction.main, ["-p", full, cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    assert code == 0 and "Traceback" not in err
+    assert err.count("warning:") == 1 and "cut.ogg: truncated file: the Ogg stream ends without its last page" in err
