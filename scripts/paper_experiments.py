@@ -61,7 +61,8 @@ def train(command: list[str], run_dir: Path) -> None:
     started = (run_dir / "last.npz").exists() or (run_dir / "iter1" / "last.npz").exists()
     full = command + (["--resume"] if started else [])
     print("+ " + " ".join(shlex.quote(c) for c in full), file=sys.stderr)
-    subprocess.run(full, check=True)
+    if subprocess.run(full).returncode != 0:  # the step printed its own one-line error
+        raise MelodyError(f"the training step for {run_dir} failed (its error is above); rerun to resume")
     done.touch()
 
 
@@ -96,6 +97,9 @@ def teacher_bundle(args) -> tuple[Path, bool]:
     if args.teacher:
         if not Path(args.teacher).is_file():
             raise MelodyError(f"{args.teacher}: no such teacher bundle")
+        from melody.bundle import read_bundle
+
+        read_bundle(args.teacher)  # a broken teacher fails before any run folder is made
         return Path(args.teacher), False
     run_dir = Path(args.out) / "teacher"
     train([PYTHON, str(ROOT / "train_teacher.py"), "--train", args.labeled, "--run-dir", str(run_dir),
@@ -307,6 +311,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     budget = ["--max-minutes", str(args.minutes_per_model)] if args.minutes_per_model else []
     args.options = shlex.split(args.train_options) + budget
+    if not Path(args.labeled).is_file():
+        raise MelodyError(f"{args.labeled}: no such labeled manifest")
     teacher, marked = teacher_bundle(args)
     models = experiment_models(args, teacher, marked)
     folder = Path(args.out) / args.experiment

@@ -67,3 +67,15 @@ def test_size_and_singing_experiments(corpus, tmp_path):
                                             "ns with both, filtered"]
     kept = list(csv.DictReader(open(folder / "runs" / "singing" / "filter.csv")))
     assert len(kept) == 3 and all(r["kept"] == "1" for r in kept)  # --min-voiced 0 keeps everything
+
+
+@pytest.mark.parametrize("teacher, message", [("missing.npz", "no such teacher bundle"),
+                                               ("empty.npz", "not a valid weights bundle"),
+                                               ("text.npz", "not a valid weights bundle")])
+def test_a_bad_teacher_is_one_line_before_any_run(teacher, message, corpus, tmp_path):
+    _, manifest, _ = corpus
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "text.npz").write_text("not weights")
+    result = driver("setups", "--teacher", tmp_path / teacher, "--labeled", manifest, "--out", tmp_path / "runs")
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "runs").exists()
