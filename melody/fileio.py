@@ -130,11 +130,3 @@ def collect_audio_files(inputs: Sequence[str], recursive: bool = False) -> tuple
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values()), problems
-
-
-def find_audio_files(inputs: Sequence[str], recursive: bool = False) -> list[Path]:
-    """:func:`collect_audio_files`, raising :class:`MelodyError` for the first problem."""
-    files, problems = collect_audio_files(inputs, recursive)
-    if problems:
-        raise MelodyError(problems[0])
-    return files

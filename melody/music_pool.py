@@ -351,7 +351,7 @@ def fetch_music(output_dir: str | os.PathLike, packages: Sequence[str] | None = 
     for package in sorted(set(wanted) | {p.parent.name for p in output_dir.glob("*/tracks.csv")}):
         for row in csv.DictReader(open(_package_rows_path(output_dir, package), newline="")):
             if package in PACKAGES:  # the table here decides, also for tracks extracted before a change
-                row.update(kind=PACKAGES[package].kind, split=PACKAGES[package].split)
+                row.update(kind=PACKAGES[package].kind, split=split_of(row))
             rows.append(row)
     _write_csv(output_dir / "inventory.csv", rows, INVENTORY_FIELDS)
     return rows
@@ -394,6 +394,11 @@ class MusicPool:
     unscreened: int
 
 
+def split_of(row: dict) -> str:
+    """An inventory row's split: the table in this module decides, so a changed split needs no new fetch."""
+    return PACKAGES[row["package"]].split if row["package"] in PACKAGES else row["split"]
+
+
 def load_pool(folder: str | os.PathLike, screening: dict[str, tuple[str, str]] | None = None) -> MusicPool:
     """The screened tracks of a fetched pool, by split (unscreened tracks are not used)."""
     screening = read_screening() if screening is None else screening
@@ -405,8 +410,7 @@ def load_pool(folder: str | os.PathLike, screening: dict[str, tuple[str, str]] |
         if decision is None:
             pool.unscreened += 1
             continue
-        # the split table in this module decides, so a changed split never needs a new fetch
-        split = PACKAGES[row["package"]].split if row["package"] in PACKAGES else row["split"]
+        split = split_of(row)
         if decision == "voice":
             pool.vocal[split].append(row["path"])
         elif decision == "instrumental":

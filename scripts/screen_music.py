@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from melody.errors import OneLineParser, run_cli  # noqa: E402
 from melody.fileio import ensure_output_dir, write_text_atomic  # noqa: E402
-from melody.music_pool import DECISIONS, PACKAGES, read_inventory, read_screening  # noqa: E402
+from melody.music_pool import DECISIONS, read_inventory, read_screening, split_of  # noqa: E402
 
 FIELDS = ("track", "minutes", "voiced", "voiced_peak_10s", "peaks_s")
 ROWS_PER_SHEET = 8
@@ -112,8 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         decided = read_screening()
         for row in inventory:
-            split = PACKAGES[row["package"]].split if row["package"] in PACKAGES else row["split"]
-            if decided.get(row["track"], ("",))[0] == args.list and args.split in (None, split):
+            if decided.get(row["track"], ("",))[0] == args.list and args.split in (None, split_of(row)):
                 print(row["path"])
         return 0
     if args.missing:
