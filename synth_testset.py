@@ -44,6 +44,7 @@ from melody.errors import MelodyError, OneLineParser, run_cli
 from melody.fileio import AUDIO_EXTENSIONS, ensure_output_dir, write_sound_atomic, write_text_atomic
 from melody.melodies import Song, random_song
 from melody.singing import sing
+from melody.writers import format_label
 from melody.soundfont import Track, render
 
 SYNTH_RATE = 16000
@@ -78,12 +79,6 @@ def label_frames(f0: np.ndarray, frame_period_ms: float, n_samples: int, sample_
     """The label on the extractor's 10 ms grid for audio of ``n_samples`` at ``sample_rate``."""
     n_samples_8k = int(round(n_samples * features.SAMPLE_RATE / sample_rate))
     return world.f0_on_grid(f0, frame_period_ms, features.n_frames_for(n_samples_8k), LABEL_HOP_S)
-
-
-def format_label(f0_10ms: np.ndarray) -> str:
-    """Label text: ``"%.2f %.4f"`` per 10 ms frame, like the extractor's output."""
-    times = features.frame_times(len(f0_10ms))
-    return "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times.tolist(), f0_10ms.tolist()))
 
 
 def write_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:

@@ -25,6 +25,14 @@ chains per track; 1 as in the original) and cached.
 For a cluster, ``--prepare-only --shard k/N`` computes the pseudo labels and
 augmented features of every N-th unlabeled file for the next iteration, so
 machines can share the work before one machine trains.
+
+For a GPU machine without TensorFlow: ``--export DIR`` writes one iteration's
+data as a training folder (8 kHz FLAC views, as the setup augments them,
+with labels and pseudo labels, plus the clean validation tracks), and
+``--data DIR`` trains on such a folder, also under ``KERAS_BACKEND=jax``::
+
+    python train_student.py --teacher T.npz --labeled L.csv --unlabeled U --export data/ns_folder
+    KERAS_BACKEND=jax python train_student.py --teacher T.npz --data data/ns_folder --run-dir runs/gpu -gpu 0
 """
 
 from __future__ import annotations
@@ -154,11 +162,11 @@ def build_labeled(tracks, store: StudentData, augmented: bool):
 
 
 def mixed_batch(labeled, unlabeled, mean, std, batch_size: int, ratio: tuple[int, int], sigma: float,
-                unlabeled_weight: float, seed: int):
+                unlabeled_weight: float, seed: int, unvoiced_weight: float = 1.0):
     """``make_batch``: labeled and pseudo-labeled windows in one batch, weighted per sample."""
     import featureExtraction as features
     from melody.labels import target_distributions
-    from melody.training import sample_windows
+    from melody.training import frame_weights, sample_windows
 
     n_labeled = int(round(batch_size * ratio[0] / (ratio[0] + ratio[1]))) if labeled is not None else 0
     n_unlabeled = batch_size - n_labeled
@@ -173,12 +181,187 @@ def mixed_batch(labeled, unlabeled, mean, std, batch_size: int, ratio: tuple[int
         x, y = sample_windows(unlabeled, n_unlabeled, rng)
         xs.append(x)
         ys.append(y)
-        weights = np.concatenate([np.ones(n_labeled, np.float32), np.full(n_unlabeled, unlabeled_weight, np.float32)])
-        weights = np.repeat(weights[:, None], features.WINDOW_FRAMES, axis=1)  # one weight per output frame
+        window_weights = np.concatenate([np.ones(n_labeled, np.float32),
+                                         np.full(n_unlabeled, unlabeled_weight, np.float32)])
+        classes = np.concatenate(ys)
+        weights = frame_weights(classes, window_weights, unvoiced_weight)
+        if weights is None:  # Keras needs the same inputs on every step
+            weights = np.ones(classes.shape, np.float32)
         inputs = features.normalize(np.concatenate(xs), mean, std)[..., None]
-        return inputs, target_distributions(np.concatenate(ys), sigma), weights
+        return inputs, target_distributions(classes, sigma), weights
 
     return make_batch
+
+
+# ----------------------------------------------------------------------------- training folders
+
+FOLDER_FORMAT = "melody-training-folder/1"
+FOLDER_SPLITS = ("train", "pseudo", "val")
+"""Labeled views, pseudo-labeled views, clean validation tracks."""
+
+
+def view_audio(track, store: StudentData, augmented: bool) -> list[np.ndarray]:
+    """8 kHz samples of each view :meth:`StudentData.variants` trains on (same chains, same order)."""
+    import featureExtraction as features
+
+    samples = features.load_audio(track.audio)
+    if not augmented:
+        return [samples]
+    import augment
+    from melody.cache import file_digest
+
+    track_id = file_digest(track.audio)
+    return [augment.apply_chain(samples, features.SAMPLE_RATE, augment.chain_for(track_id, store.seed, index),
+                                store.quirk) for index in range(store.k)]
+
+
+def export_folder(args: argparse.Namespace, store: StudentData, labeled, unlabeled, val) -> None:
+    """Write one iteration's training data as a folder that ``--data`` trains on (no TensorFlow needed there)."""
+    import json
+
+    from tqdm import tqdm
+
+    import featureExtraction as features
+    from melody.cache import file_digest
+    from melody.datasets import frame_classes
+    from melody.fileio import atomic_path, write_sound_atomic, write_text_atomic
+    from melody.labels import class_to_f0
+    from melody.writers import format_label
+
+    folder = Path(args.export)
+    if (folder / "manifest.csv").exists():
+        raise MelodyError(f"{folder} already holds a training folder; choose a new --export folder")
+    if folder.is_dir() and any(p.name not in ("audio", "labels", "export.json") for p in folder.iterdir()):
+        raise MelodyError(f"--export {folder} holds other files; choose a new or empty folder")
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    (folder / "labels").mkdir(exist_ok=True)
+    teacher_path = Path(args.teacher)
+    teacher = _teacher(teacher_path)
+    digest = file_digest(teacher_path)
+    unlabeled_data = build_unlabeled(unlabeled, store, teacher, digest, args.setup)
+    del teacher
+    student_augmented = SETUPS[args.setup][1]
+    rows, seconds = [], {split: 0.0 for split in FOLDER_SPLITS}
+
+    def write(split: str, source, samples: np.ndarray, f0: np.ndarray, weight: float) -> None:
+        item = f"{split}_{len(rows):05d}"
+        n_frames = features.n_frames_for(samples.size)
+        f0 = np.pad(f0, (0, max(0, n_frames - len(f0))))[:n_frames]
+        write_sound_atomic(folder / "audio" / f"{item}.flac", np.clip(samples, -1.0, 1.0), features.SAMPLE_RATE,
+                           subtype="PCM_16")
+        write_text_atomic(folder / "labels" / f"{item}.f0.txt", format_label(f0))
+        rows.append({"id": item, "audio": f"audio/{item}.flac", "label": f"labels/{item}.f0.txt", "split": split,
+                     "weight": weight, "source": str(source.audio)})
+        seconds[split] += samples.size / features.SAMPLE_RATE
+
+    progress = not args.quiet
+    view = 0
+    for track in tqdm(unlabeled, desc="export pseudo-labeled", unit="track", disable=not progress, file=sys.stderr):
+        for samples in view_audio(track, store, student_augmented):
+            write("pseudo", track, samples, class_to_f0(unlabeled_data.classes[view]), args.unlabeled_weight)
+            view += 1
+    for track in tqdm(labeled, desc="export labeled", unit="track", disable=not progress, file=sys.stderr):
+        for samples in view_audio(track, store, student_augmented):
+            write("train", track, samples, class_to_f0(frame_classes(track.f0, features.n_frames_for(samples.size))),
+                  1.0)
+    for track in tqdm(val, desc="export validation", unit="track", disable=not progress, file=sys.stderr):
+        write("val", track, features.load_audio(track.audio), track.f0, 1.0)
+    info = {"format": FOLDER_FORMAT, "teacher": str(teacher_path), "teacher_sha1": digest, "setup": args.setup,
+            "k": args.k, "seed": args.seed, "original_rate_quirk": args.original_rate_quirk,
+            "unlabeled_weight": args.unlabeled_weight,
+            "minutes": {split: round(value / 60.0, 2) for split, value in seconds.items()},
+            "sources": {"labeled": str(args.labeled), "unlabeled": [str(u) for u in args.unlabeled or []],
+                        "unlabeled_manifest": [str(u) for u in args.unlabeled_manifest or []]}}
+    write_text_atomic(folder / "export.json", json.dumps(info, indent=1) + "\n")
+    import csv as csv_module
+
+    with atomic_path(folder / "manifest.csv") as temp:  # last: a folder without it is unfinished
+        with open(temp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv_module.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    if progress:
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2 ** 20
+        print(f"exported {len(rows)} items ({', '.join(f'{k} {v} min' for k, v in info['minutes'].items())}; "
+              f"{size:.1f} MiB) to {folder}", file=sys.stderr)
+
+
+def read_training_folder(folder: Path, teacher_path: Path) -> tuple[dict, dict[str, list]]:
+    """The export record and the tracks of each split of a training folder; checks it belongs to the teacher."""
+    import json
+
+    from melody.cache import file_digest
+    from melody.datasets import read_manifest
+
+    info_path = folder / "export.json"
+    if not (folder / "manifest.csv").is_file() or not info_path.is_file():
+        raise MelodyError(f"{folder}: not a training folder (needs manifest.csv and export.json from --export)")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise MelodyError(f"{info_path}: unreadable ({type(error).__name__})") from None
+    if info.get("format") != FOLDER_FORMAT:
+        raise MelodyError(f"{info_path}: format {info.get('format')!r}, expected {FOLDER_FORMAT!r}")
+    if file_digest(teacher_path) != info.get("teacher_sha1"):
+        raise MelodyError(f"{folder} holds the pseudo labels of another teacher ({info.get('teacher')}); "
+                          f"give that bundle as --teacher, or export again with {teacher_path}")
+    tracks = {split: read_manifest(folder / "manifest.csv", splits=(split,)) for split in FOLDER_SPLITS}
+    if not tracks["val"]:
+        raise MelodyError(f"{folder}: no validation tracks")
+    if not tracks["pseudo"]:
+        raise MelodyError(f"{folder}: no pseudo-labeled tracks")
+    return info, tracks
+
+
+def train_from_folder(args: argparse.Namespace) -> int:
+    """One student iteration from a training folder: its audio is already augmented as the setup wants."""
+    from melody.datasets import FeatureCache
+    from melody.training import FrameData, Trainer, load_frame_data, make_strategy
+
+    folder, teacher_path = Path(args.data), Path(args.teacher)
+    info, tracks = read_training_folder(folder, teacher_path)
+    cache = FeatureCache(Path(args.cache_dir) / "features")
+    progress = not args.quiet
+    val_data = load_frame_data(tracks["val"], cache, progress, desc="val features")
+    unlabeled_data = load_frame_data(tracks["pseudo"], cache, progress, desc="pseudo-labeled features")
+    labeled_data = load_frame_data(tracks["train"], cache, progress, desc="labeled features") \
+        if tracks["train"] and args.ratio[0] else None
+    unlabeled_data = FrameData(unlabeled_data.tracks, unlabeled_data.specs, unlabeled_data.classes)
+    from melody.bundle import read_bundle
+
+    teacher = read_bundle(teacher_path)
+    config = train_config(args, role="student", setup=info["setup"], iteration=1, teacher=str(teacher_path),
+                          data=str(folder), unlabeled_files=len(tracks["pseudo"]), k=info["k"],
+                          ratio=f"{args.ratio[0]}:{args.ratio[1]}", unlabeled_weight=args.unlabeled_weight,
+                          original_rate_quirk=info["original_rate_quirk"])
+    config.run_dir = Path(args.run_dir) / "iter1"
+    strategy = make_strategy(args.gpu_index, args.cpu_devices)
+    init = teacher.weights if args.init == "teacher" else None
+    trainer = Trainer(teacher.model_args, config, teacher.mean, teacher.std, strategy, init)
+    if (config.run_dir / "last.npz").exists():
+        trainer.resume()
+    if progress:
+        print(f"training on {folder}: {labeled_data.minutes if labeled_data else 0:.1f} min labeled, "
+              f"{unlabeled_data.minutes:.1f} min pseudo-labeled, validating on {len(tracks['val'])} tracks "
+              f"({val_data.minutes:.1f} min); Keras backend {_backend()}", file=sys.stderr)
+    make_batch = mixed_batch(labeled_data, unlabeled_data, trainer.mean, trainer.std, args.batch_size, args.ratio,
+                             args.sigma, args.unlabeled_weight, args.seed + 1, args.unvoiced_weight)
+    trainer.fit(make_batch, val_data)
+    if args.output and trainer.best_path.exists():
+        import shutil
+
+        from melody.fileio import atomic_path
+
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.output) as temp:
+            shutil.copyfile(trainer.best_path, temp)
+    return 0
+
+
+def _backend() -> str:
+    from melody.quiet import keras_backend
+
+    return keras_backend()
 
 
 # ----------------------------------------------------------------------------- iterations
@@ -197,7 +380,7 @@ def run_iterations(args: argparse.Namespace) -> int:
 
     from melody.bundle import read_bundle
 
-    run_dir = Path(args.run_dir)
+    run_dir = Path(args.run_dir) if args.run_dir else None  # None with --export
     read_bundle(args.teacher)  # a broken teacher fails now, not after minutes of feature extraction
     check_output(args)
     store = StudentData(Path(args.cache_dir), args.k, args.seed, args.original_rate_quirk, not args.quiet)
@@ -213,6 +396,11 @@ def run_iterations(args: argparse.Namespace) -> int:
     teacher_path = Path(args.teacher)
     student_augmented = SETUPS[args.setup][1]
 
+    if args.export:
+        labeled = labeled_tracks(args.labeled, args.train_split, args.label_format) if args.labeled else []
+        val = labeled_tracks(args.val or args.labeled, args.val_split, args.label_format)
+        export_folder(args, store, labeled if args.ratio[0] else [], unlabeled, val)
+        return 0
     if args.prepare_only:
         teacher = _teacher(teacher_path)
         build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
@@ -259,7 +447,8 @@ def run_iterations(args: argparse.Namespace) -> int:
             trainer.resume()
         if not trainer.state.finished and trainer.state.epoch < config.max_epochs:
             make_batch = mixed_batch(labeled_data, unlabeled_data, trainer.mean, trainer.std, args.batch_size,
-                                     args.ratio, args.sigma, args.unlabeled_weight, args.seed + iteration)
+                                     args.ratio, args.sigma, args.unlabeled_weight, args.seed + iteration,
+                                     args.unvoiced_weight)
             training_started = training_started or time.monotonic()
             state = trainer.fit(make_batch, val_data)
             if not (state.finished or state.epoch >= config.max_epochs):
@@ -306,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="k/N: use every N-th unlabeled file")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only compute pseudo labels and augmented features (for --shard on a cluster)")
+    parser.add_argument("--export", metavar="DIR",
+                        help="write this iteration's views, labels and pseudo labels as a training folder "
+                             "and stop (for a machine without TensorFlow)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="train one iteration on a training folder made by --export (works with "
+                             "KERAS_BACKEND=jax)")
     parser.add_argument("--ratio", type=parse_ratio, default=(1, 1), help="labeled:unlabeled windows per batch")
     parser.add_argument("--unlabeled-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
                         help="loss weight of pseudo-labeled windows")
@@ -317,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--filters", type=filters_list, default=None, help="student width (default: the teacher's)")
     parser.add_argument("--lstm-units", type=positive_int, default=None)
     add_training_options(parser)
+    for action in parser._actions:  # --export writes a folder and trains nothing
+        if action.dest == "run_dir":
+            action.required = False
     parser.set_defaults(cache_dir="cache")
     return parser
 
@@ -326,20 +524,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not Path(args.teacher).exists():
         raise MelodyError(f"teacher bundle {args.teacher} not found")
-    if not args.prepare_only and not (args.val or args.labeled):
+    if args.data and (args.export or args.prepare_only or args.labeled or args.unlabeled or args.unlabeled_manifest):
+        raise MelodyError("--data trains on a training folder alone: leave out --labeled, --unlabeled, "
+                          "--unlabeled-manifest, --export and --prepare-only")
+    if args.data and args.iterations > 1:
+        raise MelodyError("--data holds one teacher's pseudo labels: one iteration (export the next "
+                          "iteration's folder with the new teacher)")
+    if not args.data and not args.prepare_only and not (args.val or args.labeled):
         raise MelodyError("validation data needed: give --labeled (its val split) or --val")
+    if Path(args.teacher).is_dir():
+        raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
+    if args.export:
+        if args.prepare_only or args.resume or args.iterations > 1:
+            raise MelodyError("--export writes one iteration's training folder: leave out --prepare-only, "
+                              "--resume and --iterations")
+        prepare_environment(args)
+        return run_iterations(args)
+    if not args.run_dir:
+        raise MelodyError("--run-dir is required (the folder for checkpoints, best bundle and log)")
     from melody.fileio import ensure_output_dir
 
     ensure_output_dir(args.run_dir)
-    if Path(args.teacher).is_dir():
-        raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
     started = (Path(args.run_dir) / "iter1" / "last.npz").exists()
     if started and not args.resume and not args.prepare_only:
         raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "
                           "or choose another --run-dir")
     if args.resume and not started:
         raise MelodyError(f"nothing to resume: {Path(args.run_dir) / 'iter1' / 'last.npz'} does not exist")
+    check_output(args)
     prepare_environment(args)
+    if args.data:
+        return train_from_folder(args)
     return run_iterations(args)
 
 

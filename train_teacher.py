@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devices = f", {strategy.num_replicas_in_sync} devices (MirroredStrategy)" if strategy else ""
         print(f"training on {len(train)} tracks ({train_data.minutes:.1f} min), validating on {len(val)} "
               f"({val_data.minutes:.1f} min){devices}", file=sys.stderr)
-    make_batch = supervised_batch(train_data, trainer.mean, trainer.std, args.batch_size, args.sigma, args.seed)
+    make_batch = supervised_batch(train_data, trainer.mean, trainer.std, args.batch_size, args.sigma, args.seed,
+                                  args.unvoiced_weight)
     trainer.fit(make_batch, val_data)
     finish(args, trainer)
     return 0

@@ -40,19 +40,30 @@ CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "v
 
 
 def require_gpus(gpu_index: str | None) -> None:
-    """Raise a one-line error unless TensorFlow sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
+    """Raise a one-line error unless Keras's backend sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
     if gpu_index is None:
         return
-    from .quiet import import_tensorflow_quietly
+    from .quiet import import_tensorflow_quietly, keras_backend
 
     import_tensorflow_quietly()
-    import tensorflow as tf
-
+    backend = keras_backend()
     wanted = len(gpu_index.split(","))
-    found = len(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        try:
+            found = len(jax.devices("gpu"))
+        except RuntimeError:  # no GPU platform at all
+            found = 0
+        build = "CUDA build of jaxlib"
+    else:
+        import tensorflow as tf
+
+        found = len(tf.config.list_physical_devices("GPU"))
+        build = "CUDA build of TensorFlow"
     if found < wanted:
-        raise MelodyError(f"-gpu {gpu_index}: TensorFlow finds {found} of the {wanted} GPUs asked for on this "
-                          "machine (no GPU, no CUDA build of TensorFlow, or another index); leave out -gpu to "
+        raise MelodyError(f"-gpu {gpu_index}: Keras's {backend} backend finds {found} of the {wanted} GPUs asked for "
+                          f"on this machine (no GPU, no {build}, or another index); leave out -gpu to "
                           "run on the CPU")
 
 

@@ -1,9 +1,12 @@
-"""Import TensorFlow without its start-up noise.
+"""Import Keras (and TensorFlow, when it is Keras's backend) without start-up noise.
 
 TensorFlow 2.21 writes oneDNN and CUDA notices to the process's stderr at
 import time, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. Users asked for a
 melody, not for those lines: the import runs with file descriptor 2
 pointed at /dev/null, unless ``MELODY_VERBOSE=1`` (set by ``--verbose``).
+
+``KERAS_BACKEND=jax`` trains on a machine that has JAX but no TensorFlow
+(the GPU path of the recipe); TensorFlow is then never imported.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import os
 import sys
 
 
+def keras_backend() -> str:
+    """The Keras backend this process uses: ``KERAS_BACKEND``, TensorFlow by default."""
+    return os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
 def import_tensorflow_quietly() -> None:
-    """Import tensorflow and keras with stderr silenced (a no-op once imported)."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if "keras" in sys.modules or os.environ.get("MELODY_VERBOSE") == "1":
+    """Import keras (and tensorflow, its default backend) with stderr silenced (a no-op once imported)."""
+    if "keras" in sys.modules or os.environ.get("MELODY_VERBOSE") == "1" or keras_backend() != "tensorflow":
         import keras  # noqa: F401
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

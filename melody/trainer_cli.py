@@ -39,6 +39,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=1e-3)
     parser.add_argument("--sigma", type=number(0.0, 20.0), default=1.0,
                         help="std (in 1/8-semitone bins) of the Gaussian targets; 0 = one-hot")
+    parser.add_argument("--unvoiced-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
+                        help="loss weight of no-voice frames (1 = the paper's plain cross-entropy; above 1 "
+                             "makes a false voice cost more)")
     parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
                         help="bf16 for AMX CPUs and recent GPUs (default: float32)")
     parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
@@ -56,7 +59,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare_environment(args: argparse.Namespace) -> None:
-    """Device selection and TensorFlow verbosity; before TensorFlow is imported."""
+    """Device selection and TensorFlow verbosity; before Keras is imported (``KERAS_BACKEND=jax`` is kept)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = "" if args.gpu_index is None else str(args.gpu_index)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if args.verbose:
@@ -85,7 +88,8 @@ def train_config(args: argparse.Namespace, **extra):
                        sigma=args.sigma, steps_per_epoch=args.steps_per_epoch, max_epochs=args.max_epochs,
                        patience=args.patience, max_minutes=args.max_minutes, seed=args.seed,
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
-                       progress=not args.quiet, save_optimizer=not args.no_optimizer_state, extra_config=extra)
+                       progress=not args.quiet, save_optimizer=not args.no_optimizer_state,
+                       unvoiced_weight=args.unvoiced_weight, extra_config=extra)
 
 
 def check_run_dir(args: argparse.Namespace) -> None:

@@ -16,6 +16,14 @@ import numpy as np
 from .fileio import write_text_atomic
 
 
+def format_label(f0_10ms: np.ndarray) -> str:
+    """Label text: ``"%.2f %.4f"`` per 10 ms frame, like the extractor's output."""
+    import featureExtraction as features
+
+    times = features.frame_times(len(f0_10ms))
+    return "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times.tolist(), f0_10ms.tolist()))
+
+
 def format_txt(times: np.ndarray, f0: np.ndarray, confidence: np.ndarray) -> str:
     """The original ``pitch_NAME.txt`` format."""
     return "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times.tolist(), f0.tolist()))

@@ -24,6 +24,9 @@ RESEARCH_FLAG=$([ "${NO_RESEARCH:-0}" = 1 ] && echo --no-research || true)
 #    whose accompaniment and instrumental-only items come from the pool's training packages (validation
 #    on the pool's validation packages), with real sung tracks of the pool and ../shared/data/songs
 #    among the unlabeled audio. Instrumental tracks are never pseudo-labeled: they are labeled data.
+#    On a GPU machine without TensorFlow, this step's training splits in two (README, "On a GPU machine
+#    without TensorFlow"): `train_student.py ... --export DIR` here, `KERAS_BACKEND=jax train_student.py
+#    --teacher "$PREVIOUS" --data DIR ... -gpu 0` there. The shipped weights were trained on the CPU.
 if [ "${POOL:-0}" = 1 ]; then
     $PY synth_testset.py fetch-music -o data/music
     [ -f data/synth_music/manifest.csv ] || \

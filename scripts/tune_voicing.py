@@ -2,7 +2,7 @@
 
     python scripts/tune_voicing.py runs/teacher/best.npz --val data/synth/manifest.csv
 
-Candidates: the paper's argmax rule and thresholds 0.20-0.80 on the voicing probability
+Candidates: the paper's argmax rule and thresholds 0.20-0.95 on the voicing probability
 ``1 - p(no voice)``; the one with the best mean validation OA is written into the bundle's
 ``decoding`` entry, which ``melodyExtraction_NS.py`` uses by default (``--voicing-threshold tuned``).
 The trainers do this by themselves for the bundles they write.

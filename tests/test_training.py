@@ -232,3 +232,14 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_state(t
     assert state.config["state"]["skipped_steps"] == MAX_CONSECUTIVE_SKIPS
     assert state.config["state"]["step"] == 3 + MAX_CONSECUTIVE_SKIPS
     assert all(np.isfinite(w).all() for w in state.weights)
+
+
+def test_unvoiced_weight_scales_the_loss_of_no_voice_frames_only():
+    from melody.training import frame_weights
+
+    classes = np.array([[0, 5, 0], [7, 0, 9]])
+    assert frame_weights(classes, np.ones(2)) is None  # the paper's plain loss: no weights at all
+    weights = frame_weights(classes, np.array([1.0, 0.5]), unvoiced_weight=3.0)
+    assert weights.tolist() == [[3.0, 1.0, 3.0], [0.5, 1.5, 0.5]]
+    # a batch without a no-voice frame still gets weights, so every step sees the same inputs
+    assert frame_weights(np.array([[4, 5]]), np.ones(1), unvoiced_weight=2.0).tolist() == [[1.0, 1.0]]
