@@ -39,6 +39,8 @@ from melody.cache import cache_key
 from melody.errors import MelodyError, OneLineParser, run_cli
 
 EFFECT_PROBABILITY = 0.5
+HIGHEST_EFFECT_HZ = 3000.0
+"""The top of the shelf and equalizer frequency ranges: sox refuses a frequency above Nyquist."""
 ORIGINAL_ASSUMED_RATE = 44100
 """The sample rate sox assumed in the original code, whatever the audio's."""
 EFFECTS = ("lowshelf", "highshelf", "equalizer", "overdrive", "phaser", "reverb")
@@ -53,9 +55,9 @@ def sample_chain(rng: np.random.Generator) -> list[tuple[str, dict]]:
     draws = {
         "lowshelf": lambda: {"gain_db": _signed_gain(rng, 12.0), "frequency": float(rng.uniform(20, 300)),
                              "slope": float(rng.uniform(0.1, 0.7))},
-        "highshelf": lambda: {"gain_db": _signed_gain(rng, 12.0), "frequency": float(rng.uniform(1000, 3000)),
+        "highshelf": lambda: {"gain_db": _signed_gain(rng, 12.0), "frequency": float(rng.uniform(1000, HIGHEST_EFFECT_HZ)),
                               "slope": 0.5},
-        "equalizer": lambda: {"frequency": float(rng.uniform(100, 3000)), "width_q": float(rng.uniform(0.5, 1.5)),
+        "equalizer": lambda: {"frequency": float(rng.uniform(100, HIGHEST_EFFECT_HZ)), "width_q": float(rng.uniform(0.5, 1.5)),
                               "gain_db": _signed_gain(rng, 6.0)},
         "overdrive": lambda: {"gain_db": float(rng.uniform(3, 7)), "colour": 40.0},
         "phaser": lambda: {"gain_in": 0.9, "gain_out": 0.8, "delay": 1, "decay": 0.25, "speed": 2.0,
@@ -131,19 +133,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import soundfile
 
-    from melody.audio import decode_audio
-    from melody.fileio import write_sound_atomic
+    from melody.audio import check_audio_file, decode_audio, to_mono_rate
+    from melody.fileio import check_output_file, write_sound_atomic
 
     output = Path(args.output)
     formats = soundfile.available_formats()
     if output.suffix[1:].upper() not in formats:
         raise MelodyError(f"{output}: give the output a sound-file extension (.wav, .flac, .ogg...), "
                           "which sets its format")
-    if output.resolve() == Path(args.input).resolve():
-        raise MelodyError(f"{output}: the output would overwrite the input; choose another file")
-    samples, rate = decode_audio(args.input)
-    mono = samples.mean(axis=1)
-    augmented, chain = rand_audio_augment(mono, rate, np.random.default_rng(args.seed), args.original_rate_quirk)
+    check_output_file(output, inputs=[args.input])
+    source = Path(args.input)
+    check_audio_file(source)
+    samples, rate = decode_audio(source)
+    mono = to_mono_rate(samples, rate, rate, name=str(source))  # checks: samples, finite, rate
+    if rate <= 2 * HIGHEST_EFFECT_HZ and not args.original_rate_quirk:
+        raise MelodyError(f"{source}: {rate} Hz is too low for these effects (they reach "
+                          f"{HIGHEST_EFFECT_HZ:.0f} Hz); resample it to 8000 Hz or more first")
+    try:
+        augmented, chain = rand_audio_augment(mono, rate, np.random.default_rng(args.seed),
+                                              args.original_rate_quirk)
+    except MelodyError:
+        raise
+    except Exception as error:  # sox says little; name the file and its rate
+        raise MelodyError(f"{source}: sox could not apply the effects at {rate} Hz "
+                          f"({type(error).__name__}: {str(error).strip() or 'no message'})") from None
     write_sound_atomic(output, augmented, rate)
     print(describe(chain))
     return 0

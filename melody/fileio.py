@@ -97,6 +97,21 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output_file(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """An output file that can be written: its folder exists and is writable, it is no folder and no input."""
+    path = Path(path)
+    if path.is_dir():
+        raise MelodyError(f"output {path} is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise MelodyError(f"output {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MelodyError(f"output {path}: folder {folder} is not writable")
+    if any(Path(item).resolve() == path.resolve() for item in inputs):
+        raise MelodyError(f"{path}: the output would overwrite the input; choose another file")
+    return path
+
+
 def collect_audio_files(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Expand files, directories and glob patterns: ``(files, problems)``.
 

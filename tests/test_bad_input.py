@@ -647,3 +647,49 @@ def test_a_cut_ogg_is_used_as_far_as_it_goes_with_a_warning(tmp_path, bundle, ca
     code, err = run(extraction.main, ["-p", full, cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
     assert code == 0 and "Traceback" not in err
     assert err.count("warning:") == 1 and "cut.ogg: truncated file: the Ogg stream ends without its last page" in err
+
+
+# ----------------------------------------------------------------------------- augment.py
+
+AUGMENT_AUDIO = {**{k: v for k, v in BAD_AUDIO.items() if k != "folder-without-audio"},
+                 "folder-without-audio": "is a folder"}
+
+
+@pytest.mark.parametrize("kind", sorted(AUGMENT_AUDIO))
+def test_augment_bad_input_audio(kind, tmp_path, capsys):
+    import augment
+
+    source = bad_audio(kind, tmp_path)
+    code, err = run(augment.main, [source, tmp_path / "out.wav"], capsys)
+    assert_one_line_error(code, err, AUGMENT_AUDIO[kind])
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("seed-text", "--seed"), ("seed-negative", "--seed"), ("missing-output-folder", "no such folder"),
+    ("output-is-a-folder", "is a folder"), ("unknown-option", "unrecognized arguments"),
+    ("low-rate", "too low"), ("rate-below-the-effects", "too low for these effects")])
+def test_augment_bad_situations(case, message, tmp_path, capsys):
+    import augment
+
+    source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 16000), 16000)
+    output, extra = tmp_path / "out.wav", []
+    if case == "seed-text":
+        extra = ["--seed", "abc"]
+    elif case == "seed-negative":
+        extra = ["--seed", "-3"]
+    elif case == "missing-output-folder":
+        output = tmp_path / "nope" / "out.wav"
+    elif case == "output-is-a-folder":
+        output = tmp_path / "folder.wav"
+        output.mkdir()
+    elif case == "unknown-option":
+        extra = ["--speed", "2"]
+    elif case == "low-rate":
+        source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 2000), 2000)
+    elif case == "rate-below-the-effects":  # sox failed on some chains at 4 kHz (a shelf above Nyquist)
+        source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 4000), 4000)
+    code, err = run(augment.main, [source, output, *extra], capsys)
+    assert code != 0 and "Traceback" not in err
+    assert message in err, err
+    assert not (tmp_path / "out.wav").exists()
