@@ -2,6 +2,7 @@
 # Install everything this project needs on a Debian/Ubuntu machine:
 # system packages (sudo only when not root), a virtual environment in .venv,
 # and the Python packages of requirements.txt. Safe to run again.
+#   bash install.sh --all    # also the optional parts of requirements-extras.txt (Ray, JAX)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,4 +33,8 @@ fi
 echo "installing Python packages into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
+if [ "${1:-}" = "--all" ]; then
+    echo "installing the optional packages (Ray, JAX)"
+    .venv/bin/python -m pip install -q -r requirements-extras.txt
+fi
 echo "ready: .venv/bin/python melodyExtraction_NS.py -p audio/"

@@ -358,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip inputs whose output file exists (resume an interrupted batch)")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run the batch on a Ray cluster (ADDRESS, e.g. 10.0.0.1:6379 or auto; alone: a "
+                             "local one on this machine's cores): one model per worker CPU, outputs written "
+                             "by the workers, so -o must be a folder every node sees (pip install ray)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -371,6 +375,44 @@ def plot_file(audio_path: Path, times: np.ndarray, f0: np.ndarray, png: Path) ->
     spec = features.spectrogram(features.load_audio(audio_path))
     plot_melody(spec, features.FRAME_SECONDS, features.SAMPLE_RATE, {"melody": (times, np.maximum(f0, 0))}, png,
                 title=audio_path.name)
+
+
+def _extract_locally(jobs, options: dict, extractor: MelodyExtractor, debug: bool, progress):
+    """(path, None or its error line) per job, in order, in this process."""
+    for path, target, picture in jobs:
+        progress.set_postfix_str(path.name, refresh=False)
+        try:
+            process_file(path, target, picture, extractor, options)
+        except Exception as error:  # one bad file must not cost the rest of the batch
+            if debug:  # the traceback, and the batch goes on
+                import traceback
+
+                traceback.print_exc()
+            yield path, failure_line(path, error)
+            continue
+        yield path, None
+
+
+def process_file(path: Path, target: Path, picture: Path | None, extractor: MelodyExtractor,
+                 options: dict) -> None:
+    """Extract one file's melody and write it (and its picture) atomically; raises on a bad file.
+
+    ``options``: ``median_filter``, ``subbin``, ``voicing_threshold``, ``unvoiced_pitch``, ``format``,
+    ``progress``, as the CLI parsed them. Used by the local batch and by the Ray workers alike.
+    """
+    times, f0, confidence = extract_melody(
+        path, median_filter=options["median_filter"], subbin=options["subbin"],
+        voicing_threshold=options["voicing_threshold"], extractor=extractor, progress=options["progress"],
+        unvoiced_pitch=options["unvoiced_pitch"])
+    write_melody(target, times, f0, confidence, options["format"])
+    if picture is not None:
+        plot_file(path, times, f0, picture)
+
+
+def failure_line(path: Path, error: BaseException) -> str:
+    """The one line a bad file gets in a batch."""
+    return one_line(error) if isinstance(error, MelodyError) else \
+        f"{path}: unexpected {type(error).__name__}: {one_line(error)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -396,38 +438,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     written, skipped, failures = 0, 0, list(problems)
     owners: dict[Path, Path] = {}
-    progress = tqdm(inputs, unit="file", disable=args.quiet or len(inputs) < 2, file=sys.stderr)
-    for path in progress:
+    jobs = []
+    for path in inputs:
         target = output_path(path, output_dir, args.format)
         picture = output_dir / f"pitch_{path.name}.png"
         if target in owners:  # same file name from two folders: never overwrite the first one's result
             failures.append(path)
-            progress.write(f"error: {path}: its output {target.name} is also {owners[target]}'s; "
-                           "rename one or write them to separate -o folders", file=sys.stderr)
+            print(f"error: {path}: its output {target.name} is also {owners[target]}'s; "
+                  "rename one or write them to separate -o folders", file=sys.stderr)
             continue
         owners[target] = path
         if args.skip_existing and _is_done(target) and (not args.plot or _is_done(picture)):
             skipped += 1
             continue
-        progress.set_postfix_str(path.name, refresh=False)
-        try:
-            times, f0, confidence = extract_melody(
-                path, median_filter=args.median_filter, subbin=args.subbin,
-                voicing_threshold=args.voicing_threshold, extractor=extractor, progress=not args.quiet,
-                unvoiced_pitch=args.unvoiced_pitch)
-            write_melody(target, times, f0, confidence, args.format)
-            if args.plot:
-                plot_file(path, times, f0, picture)
-            written += 1
-        except Exception as error:  # one bad file must not cost the rest of the batch
-            if args.debug:  # the traceback, and the batch goes on
-                import traceback
+        jobs.append((path, target, picture if args.plot else None))
+    options = {"median_filter": args.median_filter, "subbin": args.subbin, "unvoiced_pitch": args.unvoiced_pitch,
+               "voicing_threshold": args.voicing_threshold, "format": args.format,
+               "progress": not args.quiet and args.ray is None}
+    progress = tqdm(total=len(jobs), unit="file", disable=args.quiet or len(jobs) < 2, file=sys.stderr)
+    if args.ray is not None:
+        from melody.ray_batch import extract_on_ray
 
-                traceback.print_exc()
+        results = extract_on_ray(jobs, options, args.weights, engine, args.batch_size, args.ray)
+    else:
+        results = _extract_locally(jobs, options, extractor, args.debug, progress)
+    for path, error in results:
+        progress.update(1)
+        if error is None:
+            written += 1
+        else:
             failures.append(path)
-            detail = one_line(error) if isinstance(error, MelodyError) else (
-                f"{path}: unexpected {type(error).__name__}: {one_line(error)}")
-            progress.write(f"error: {detail}", file=sys.stderr)
+            progress.write(f"error: {error}", file=sys.stderr)
+    progress.close()
     if not args.quiet:
         summary = f"wrote {written} of {len(inputs) + len(problems)} melody files to {output_dir}"
         if skipped:
