@@ -41,15 +41,19 @@ def _conv(filters: int, kernel: int, name: str) -> layers.Conv2D:
                          kernel_regularizer=regularizers.L2(L2_WEIGHT), name=name)
 
 
-def _resnet_block(x, filters: int, index: int):
+def _resnet_block(x, filters: int, index: int, synchronized: bool = False):
     name = f"block{index}"
-    shortcut = layers.BatchNormalization(name=f"{name}_bn0")(_conv(filters, 1, f"{name}_conv0")(x))
+
+    def norm(suffix: str) -> layers.BatchNormalization:
+        return layers.BatchNormalization(synchronized=synchronized, name=f"{name}_{suffix}")
+
+    shortcut = norm("bn0")(_conv(filters, 1, f"{name}_conv0")(x))
     y = layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act0")(shortcut)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(_conv(filters, 3, f"{name}_conv1")(y))
+    y = norm("bn1")(_conv(filters, 3, f"{name}_conv1")(y))
     y = layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act1")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(_conv(filters, 3, f"{name}_conv2")(y))
+    y = norm("bn2")(_conv(filters, 3, f"{name}_conv2")(y))
     y = layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn3")(_conv(filters, 1, f"{name}_conv3")(y))
+    y = norm("bn3")(_conv(filters, 1, f"{name}_conv3")(y))
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     y = layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act3")(y)
     return layers.MaxPooling2D((1, POOL_FREQUENCY), name=f"{name}_pool")(y)
@@ -57,31 +61,39 @@ def _resnet_block(x, filters: int, index: int):
 
 def build_model(filters: tuple[int, ...] = PAPER_FILTERS,
                 lstm_units: int = PAPER_LSTM_UNITS,
-                n_classes: int = N_CLASSES) -> keras.Model:
+                n_classes: int = N_CLASSES, dropout: bool = True,
+                synchronized_batchnorm: bool = False) -> keras.Model:
     """Build the CRNN; the defaults are the paper's model.
 
     ``filters`` and ``lstm_units`` may be reduced for experiments and tests
-    (e.g. ``filters=(8, 8, 8, 8), lstm_units=8``). The softmax is computed in
-    float32 even under a mixed-precision policy.
+    (e.g. ``filters=(8, 8, 8, 8), lstm_units=8``); ``dropout=False`` removes
+    the dropout (an ablation, and what makes a distributed run comparable
+    step for step with a single one). ``synchronized_batchnorm`` computes
+    batch statistics over all replicas of a tf.distribute strategy, so that
+    workers sharing a batch train what one worker would (same weights). The
+    softmax is computed in float32 even under a mixed-precision policy.
     """
+    rate, lstm_rate = (0.5, 0.3) if dropout else (0.0, 0.0)
     inputs = keras.Input(shape=(WINDOW_FRAMES, N_BINS, 1), name="spectrogram")
     x = inputs
     frequency = N_BINS
     for index, n_filters in enumerate(filters, start=1):
-        x = _resnet_block(x, int(n_filters), index)
+        x = _resnet_block(x, int(n_filters), index, synchronized_batchnorm)
         frequency //= POOL_FREQUENCY
-    x = layers.Dropout(0.5, name="dropout")(x)
+    x = layers.Dropout(rate, name="dropout")(x)
     x = layers.Reshape((WINDOW_FRAMES, frequency * int(filters[-1])), name="reshape")(x)
     x = layers.Bidirectional(
-        layers.LSTM(int(lstm_units), return_sequences=True, dropout=0.3, recurrent_dropout=0.3),
+        layers.LSTM(int(lstm_units), return_sequences=True, dropout=lstm_rate, recurrent_dropout=lstm_rate),
         name="bilstm")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="pitch")(x)
     return keras.Model(inputs, outputs, name="crnn_melody")
 
 
-def model_config(filters: tuple[int, ...] = PAPER_FILTERS, lstm_units: int = PAPER_LSTM_UNITS) -> dict:
-    """The keyword arguments of :func:`build_model`, as stored in a weights bundle."""
-    return {"filters": [int(f) for f in filters], "lstm_units": int(lstm_units)}
+def model_config(filters: tuple[int, ...] = PAPER_FILTERS, lstm_units: int = PAPER_LSTM_UNITS,
+                 dropout: bool = True) -> dict:
+    """The keyword arguments of :func:`build_model`, as stored in a weights bundle (``dropout`` only when off)."""
+    config = {"filters": [int(f) for f in filters], "lstm_units": int(lstm_units)}
+    return config if dropout else {**config, "dropout": False}
 
 
 def model_from_bundle(bundle) -> keras.Model:

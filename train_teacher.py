@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--filters", type=filters_list, default=None,
                         help="four filter counts (default: the paper's 64,128,192,256)")
     parser.add_argument("--lstm-units", type=positive_int, default=None, help="default: the paper's 256")
+    parser.add_argument("--no-dropout", action="store_true",
+                        help="train without dropout (an ablation; the paper's model has it)")
     parser.add_argument("--init", metavar="BUNDLE",
                         help="start from this bundle's weights and normalisation (e.g. a committed checkpoint, "
                              "to fine-tune on a new corpus), with a fresh training state")
@@ -70,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = FeatureCache(args.cache_dir)
     train_data = load_frame_data(train, cache, progress=not args.quiet, desc="train features")
     val_data = load_frame_data(val, cache, progress=not args.quiet, desc="val features")
-    model_args = model_config(tuple(args.filters or PAPER_FILTERS), args.lstm_units or PAPER_LSTM_UNITS)
+    model_args = model_config(tuple(args.filters or PAPER_FILTERS), args.lstm_units or PAPER_LSTM_UNITS,
+                              dropout=not args.no_dropout)
     init_weights = None
     if init_bundle is not None:
         if init_bundle.model_args != model_args:
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume:
         trainer.resume()
     if not args.quiet:
-        devices = f", {strategy.num_replicas_in_sync} devices (MirroredStrategy)" if strategy else ""
+        devices = f", {strategy.num_replicas_in_sync} devices ({type(strategy).__name__})" if strategy else ""
         print(f"training on {len(train)} tracks ({train_data.minutes:.1f} min), validating on {len(val)} "
               f"({val_data.minutes:.1f} min){devices}", file=sys.stderr)
     make_batch = supervised_batch(train_data, trainer.mean, trainer.std, args.batch_size, args.sigma, args.seed,

@@ -37,6 +37,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many epochs without a better validation OA")
     parser.add_argument("--batch-size", type=batch_size, default=32)
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=1e-3)
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="adam (the paper's) or plain sgd (an ablation)")
     parser.add_argument("--sigma", type=number(0.0, 20.0), default=1.0,
                         help="std (in 1/8-semitone bins) of the Gaussian targets; 0 = one-hot")
     parser.add_argument("--unvoiced-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
@@ -89,7 +91,7 @@ def train_config(args: argparse.Namespace, **extra):
                        patience=args.patience, max_minutes=args.max_minutes, seed=args.seed,
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
                        progress=not args.quiet, save_optimizer=not args.no_optimizer_state,
-                       unvoiced_weight=args.unvoiced_weight, extra_config=extra)
+                       unvoiced_weight=args.unvoiced_weight, optimizer=args.optimizer, extra_config=extra)
 
 
 def check_run_dir(args: argparse.Namespace) -> None:

@@ -178,6 +178,7 @@ class TrainConfig:
     progress: bool = True
     save_optimizer: bool = True
     unvoiced_weight: float = 1.0
+    optimizer: str = "adam"
     extra_config: dict = field(default_factory=dict)
 
 
@@ -270,10 +271,36 @@ def configure_precision(policy: str | None) -> None:
     keras.mixed_precision.set_global_policy(names[policy])
 
 
+def multi_worker_cluster() -> tuple[int, int] | None:
+    """(this worker's index, number of workers) from a ``TF_CONFIG`` with several workers, else None."""
+    import json
+    import os
+
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        workers = list(config["cluster"].get("worker", []))
+        chief = list(config["cluster"].get("chief", []))
+        task = config["task"]
+        index = int(task["index"]) + (len(chief) if task["type"] == "worker" else 0)
+    except (ValueError, KeyError, TypeError) as error:
+        raise MelodyError(f"TF_CONFIG is not a tf.distribute cluster description ({type(error).__name__}: "
+                          f"{error})") from None
+    total = len(workers) + len(chief)
+    return (index, total) if total > 1 else None
+
+
 def make_strategy(gpu_index: str | None, cpu_devices: int = 0):
-    """A MirroredStrategy over several GPUs (or ``cpu_devices`` logical CPUs, for testing); None for one device."""
+    """A MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several workers; a MirroredStrategy over
+    several GPUs (or ``cpu_devices`` logical CPUs, for testing); None for one device."""
     from .engines import require_gpus
 
+    cluster = multi_worker_cluster()
+    if cluster is not None and (_on_jax() or cpu_devices > 1):
+        raise MelodyError("TF_CONFIG with several workers trains with TensorFlow's MultiWorkerMirroredStrategy: "
+                          "use KERAS_BACKEND=tensorflow and no --cpu-devices")
     if _on_jax():
         if cpu_devices > 1 or (gpu_index and "," in gpu_index):
             raise MelodyError("training on several devices needs TensorFlow's MirroredStrategy: "
@@ -288,9 +315,19 @@ def make_strategy(gpu_index: str | None, cpu_devices: int = 0):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
         return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)])
     require_gpus(gpu_index)
+    if cluster is not None:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if gpu_index and "," in gpu_index:
         return tf.distribute.MirroredStrategy()
     return None
+
+
+def _all_workers_agree(strategy, flag: bool) -> bool:
+    """True when any worker's ``flag`` is true: every worker must stop at the same step."""
+    import tensorflow as tf
+
+    values = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, values, axis=None).numpy() > 0.5)
 
 
 class Trainer:
@@ -315,15 +352,24 @@ class Trainer:
         self.model_args = model_args
         self.mean, self.std = mean, std
         self.state = TrainState()
+        self.strategy = strategy
+        cluster = multi_worker_cluster() if strategy is not None else None
+        self.worker, self.n_workers = cluster or (0, 1)
+        if config.batch_size % self.n_workers:
+            raise MelodyError(f"--batch-size {config.batch_size} must split evenly over the {self.n_workers} "
+                              "workers of TF_CONFIG")
+        self.is_chief = self.worker == 0
+        self._distributed_step = None
         config.run_dir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(config.seed)
         configure_precision(config.mixed_precision)
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
-            self.model = build_model(**model_args)
+            self.model = build_model(**model_args, synchronized_batchnorm=self.n_workers > 1)
             if init_weights is not None:
                 self.model.set_weights(init_weights)
-            self.model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+            optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[config.optimizer]
+            self.model.compile(optimizer=optimizer(config.learning_rate),
                                loss=keras.losses.CategoricalCrossentropy())
             self.model.optimizer.build(self.model.trainable_variables)
         self.log_rows: list[dict] = []
@@ -354,6 +400,8 @@ class Trainer:
         return buffer.getvalue()
 
     def save_checkpoint(self) -> None:
+        if not self.is_chief:  # one writer: the workers hold the same weights
+            return
         extra = {}
         if self.config.save_optimizer:
             extra = {f"opt_{i:03d}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)}
@@ -405,13 +453,25 @@ class Trainer:
                 epoch_started = time.monotonic()
                 epoch_windows = 0
                 bar = tqdm(total=config.steps_per_epoch, initial=state.step, desc=f"epoch {state.epoch + 1}",
-                           unit="step", disable=not config.progress, file=sys.stderr, leave=False)
+                           unit="step", disable=not config.progress or not self.is_chief, file=sys.stderr,
+                           leave=False)
                 while state.step < config.steps_per_epoch:
-                    if budget_s is not None and time.monotonic() - started >= budget_s:
+                    over_budget = budget_s is not None and time.monotonic() - started >= budget_s
+                    if self.n_workers > 1 and budget_s is not None:
+                        over_budget = _all_workers_agree(self.strategy, over_budget)
+                    if over_budget:
                         stopped_by_budget = True
                         break
                     x, targets, weights = make_batch(state.epoch, state.step)
-                    loss = float(np.asarray(self.model.train_on_batch(x, targets, sample_weight=weights)).reshape(-1)[0])
+                    if self.n_workers > 1:  # each worker its share of the global batch; gradients are averaged
+                        part = slice(self.worker, None, self.n_workers)
+                        x, targets = x[part], targets[part]
+                        weights = None if weights is None else weights[part]
+                    if self.n_workers > 1:
+                        loss = self._multi_worker_step(x, targets, weights)
+                    else:
+                        loss = float(np.asarray(self.model.train_on_batch(x, targets, sample_weight=weights))
+                                     .reshape(-1)[0])
                     if guard.accept(loss):
                         losses.append(loss)
                         consecutive_skips = 0
@@ -422,8 +482,8 @@ class Trainer:
                             bar.write(f"epoch {state.epoch + 1}, step {state.step + 1}: non-finite loss or weights; "
                                       "step undone and skipped", file=sys.stderr)
                     state.step += 1
-                    state.windows_seen += len(x)
-                    epoch_windows += len(x)
+                    state.windows_seen += len(x) * self.n_workers
+                    epoch_windows += len(x) * self.n_workers
                     if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
                         raise MelodyError(f"training diverged: {consecutive_skips} non-finite steps in a row "
                                           f"at epoch {state.epoch + 1}; try a lower --lr")
@@ -442,6 +502,28 @@ class Trainer:
             print(f"time budget of {config.max_minutes:g} min reached at epoch {state.epoch + 1}, "
                   f"step {state.step}; continue with --resume", file=sys.stderr)
         return state
+
+    def _multi_worker_step(self, x, targets, weights) -> float:
+        """One step of every worker on its share; the mean loss over all workers.
+
+        Keras's ``train_on_batch`` cannot reduce its scalar logs under MultiWorkerMirroredStrategy
+        (it reduces them along an axis they do not have), so the step runs ``train_step`` itself;
+        the optimizer all-reduces the gradients as it does under any strategy.
+        """
+        import tensorflow as tf
+
+        if self._distributed_step is None:
+            strategy, model = self.strategy, self.model
+
+            @tf.function
+            def step(data):
+                logs = strategy.run(model.train_step, args=(data,))
+                return strategy.reduce("MEAN", logs["loss"], axis=None)
+
+            self._distributed_step = step
+        self.model.reset_metrics()  # the logged loss is this step's, not a running mean
+        data = (x, targets) if weights is None else (x, targets, weights)
+        return float(self._distributed_step(data))
 
     def _end_epoch(self, losses, validation, windows, seconds, on_epoch_end) -> None:
         state, config = self.state, self.config
@@ -462,8 +544,9 @@ class Trainer:
         oa = selection_oa(scores, self.decoding) if validation else -state.epoch  # none: keep the latest
         if validation is None or oa > state.best_oa:
             state.best_oa, state.best_epoch, state.stale_epochs = float(oa), state.epoch, 0
-            save_bundle(self.best_path, self.model.get_weights(), self.mean, self.std,
-                        self.bundle_config(), self._log_text())
+            if self.is_chief:
+                save_bundle(self.best_path, self.model.get_weights(), self.mean, self.std,
+                            self.bundle_config(), self._log_text())
         else:
             state.stale_epochs += 1
             if state.stale_epochs >= config.patience:
@@ -471,7 +554,7 @@ class Trainer:
         if config.tensorboard:
             self._tensorboard(row)
         self.save_checkpoint()
-        if config.progress:
+        if config.progress and self.is_chief:
             print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val OA {row['OA']:.4f} "
                   f"(tuned voicing {row['OA_tuned_voicing']} at {row['voicing_threshold']}) "
                   f"RPA {row['RPA']:.4f} VFA {row['VFA']:.4f} (best {state.best_oa:.4f} at epoch "
