@@ -358,6 +358,16 @@ def train_from_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_on_ray(args: argparse.Namespace, unlabeled, teacher_path: Path) -> None:
+    """With ``--ray``: the Ray workers fill the cache that the local pseudo-labelling then reads."""
+    if args.ray is None:
+        return
+    from melody.ray_batch import prepare_on_ray
+
+    prepare_on_ray(unlabeled, teacher_path, args.cache_dir, args.k, args.seed, args.original_rate_quirk, args.setup,
+                   args.ray, progress=not args.quiet)
+
+
 def _backend() -> str:
     from melody.quiet import keras_backend
 
@@ -402,6 +412,7 @@ def run_iterations(args: argparse.Namespace) -> int:
         export_folder(args, store, labeled if args.ratio[0] else [], unlabeled, val)
         return 0
     if args.prepare_only:
+        _prepare_on_ray(args, unlabeled, teacher_path)
         teacher = _teacher(teacher_path)
         build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
         if not args.quiet:
@@ -431,6 +442,7 @@ def run_iterations(args: argparse.Namespace) -> int:
                     print(f"time budget of {args.max_minutes:g} min reached before iteration {iteration}; "
                           "continue with --resume", file=sys.stderr)
                 return 0
+        _prepare_on_ray(args, unlabeled, teacher_path)
         teacher = _teacher(teacher_path)
         unlabeled_data = build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
         init = teacher.bundle.weights if args.init == "teacher" else None
@@ -493,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unlabeled-manifest", nargs="+", help="manifests whose audio is used without labels")
     parser.add_argument("--unlabeled-split", default="train")
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="k/N: use every N-th unlabeled file")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="compute each iteration's pseudo labels and augmented views on a Ray cluster "
+                             "(ADDRESS, or alone: a local one) into --cache-dir, which every node must see")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only compute pseudo labels and augmented features (for --shard on a cluster)")
     parser.add_argument("--export", metavar="DIR",
@@ -538,6 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.prepare_only or args.resume or args.iterations > 1:
             raise MelodyError("--export writes one iteration's training folder: leave out --prepare-only, "
                               "--resume and --iterations")
+        prepare_environment(args)
+        return run_iterations(args)
+    if args.prepare_only:  # fills the cache only: no run folder
         prepare_environment(args)
         return run_iterations(args)
     if not args.run_dir:

@@ -120,3 +120,78 @@ def extract_on_ray(jobs: list[tuple[Path, Path, Path | None]], options: dict, we
     finally:
         for worker in workers:
             ray.kill(worker)
+
+
+# ----------------------------------------------------------------------------- pseudo labels
+
+class PseudoLabelWorker:
+    """A Ray actor holding one teacher: writes a file's views and pseudo labels into the shared cache."""
+
+    def __init__(self, teacher: str, cache_dir: str, k: int, seed: int, quirk: bool, setup: str) -> None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from melody.cache import file_digest
+        from train_student import StudentData, _teacher
+
+        self.teacher = _teacher(Path(teacher))
+        self.digest = file_digest(teacher)
+        self.store = StudentData(Path(cache_dir), k, seed, quirk, progress=False)
+        self.setup = setup
+
+    def prepare(self, track) -> str | None:
+        from train_student import build_unlabeled
+
+        try:
+            build_unlabeled([track], self.store, self.teacher, self.digest, self.setup)
+        except Exception as error:  # the driver reports it and stops before training
+            from melodyExtraction_NS import failure_line
+
+            return failure_line(Path(track.audio), error)
+        return None
+
+
+def prepare_on_ray(tracks: list, teacher: str | os.PathLike, cache_dir: str | os.PathLike, k: int, seed: int,
+                   quirk: bool, setup: str, address: str, progress: bool = True) -> None:
+    """Pseudo labels and augmented views of ``tracks`` computed by Ray workers into ``cache_dir``.
+
+    The training that follows reads them from the cache as if it had computed them itself.
+    """
+    connect(address)
+    import ray
+    from ray.exceptions import RayError
+    from tqdm import tqdm
+
+    n_workers = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(tracks)))
+    actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(PseudoLabelWorker)
+    workers = [actor.remote(str(Path(teacher).resolve()), str(Path(cache_dir).resolve()), k, seed, quirk, setup)
+               for _ in range(n_workers)]
+    queue, pending, failures = list(reversed(tracks)), {}, []
+
+    def submit(worker) -> None:
+        track = queue.pop()
+        pending[worker.prepare.remote(track)] = (track, worker)
+
+    for worker in workers:
+        for _ in range(TASKS_PER_WORKER):
+            if queue:
+                submit(worker)
+    bar = tqdm(total=len(tracks), desc="pseudo labels (Ray)", unit="track", disable=not progress, file=sys.stderr)
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            track, worker = pending.pop(done[0])
+            try:
+                error = ray.get(done[0])
+            except RayError as failure:
+                error = f"{track.audio}: the Ray worker died while preparing it ({type(failure).__name__})"
+            if error:
+                failures.append(error)
+            if queue:
+                submit(worker)
+            bar.update(1)
+    finally:
+        bar.close()
+        for worker in workers:
+            ray.kill(worker)
+    if failures:
+        raise MelodyError(f"{len(failures)} unlabeled file(s) failed on Ray; the first: {failures[0]}")

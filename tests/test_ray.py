@@ -112,3 +112,25 @@ def test_an_unreachable_cluster_is_one_line(songs, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: --ray 127.0.0.1:") and "cannot join" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_pseudo_labels_on_ray_fill_the_cache_the_local_run_would(tmp_path):
+    from conftest import make_tone_corpus
+
+    make_tone_corpus(tmp_path / "corpus", n_train=3, n_val=1)
+    teacher = save_random_bundle(tmp_path / "teacher.npz")
+    base = [sys.executable, str(ROOT / "train_student.py"), "--teacher", str(teacher), "--setup", "ns",
+            "--unlabeled", str(tmp_path / "corpus" / "train"), "--prepare-only", "-q"]
+    local = subprocess.run([*base, "--cache-dir", str(tmp_path / "local")], capture_output=True, text=True, env=ENV,
+                           timeout=300)
+    assert local.returncode == 0, local.stderr
+    on_ray = subprocess.run([*base, "--cache-dir", str(tmp_path / "ray"), "--ray"], capture_output=True, text=True,
+                            env=ENV, timeout=300)
+    assert on_ray.returncode == 0, on_ray.stderr
+
+    def entries(folder):
+        return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    expected = entries(tmp_path / "local")
+    assert len([p for p in expected if p.parts[0] == "pseudo"]) == 3  # one teacher labelling per file
+    assert entries(tmp_path / "ray") == expected  # same keys, same bytes
