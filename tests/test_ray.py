@@ -48,6 +48,7 @@ def local_outputs(songs, tmp_path_factory):
     return outputs(out)
 
 
+@pytest.mark.slow  # the two-node test below checks the same bytes; this is the single-machine form
 def test_ray_on_this_machine_writes_the_local_clis_bytes(songs, local_outputs, tmp_path):
     result = extract("-p", songs, "-o", tmp_path, "--ray")
     assert result.returncode == 1, result.stderr
