@@ -80,27 +80,23 @@ def _probe(address: str, timeout_s: float = 10.0) -> None:
                           f"({error.strerror or type(error).__name__})") from None
 
 
-def extract_on_ray(jobs: list[tuple[Path, Path, Path | None]], options: dict, weights: str | os.PathLike,
-                   engine: str, batch_size: int, address: str) -> Iterator[tuple[Path, str | None]]:
-    """(input, None or its error line) for every job, in the order they finish."""
-    if not jobs:
-        return
-    connect(address)
+def _through_workers(worker_class: type, init_args: tuple, items: list, call) -> Iterator[tuple[object, str | None]]:
+    """(item, None or its error line) for every item, in the order they finish, on one actor per cluster CPU.
+
+    ``call(worker, item)`` submits one item; each worker has ``TASKS_PER_WORKER`` items queued, and Ray
+    restarts a dead worker and retries its item (``TASK_RETRIES``) before it counts as failed.
+    """
     import ray
     from ray.exceptions import RayError
 
-    workers_cpus = int(ray.cluster_resources().get("CPU", 1))
-    n_workers = max(1, min(workers_cpus, len(jobs)))
-    actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(ExtractionWorker)
-    workers = [actor.remote(str(Path(weights).resolve()), engine, batch_size, options) for _ in range(n_workers)]
-    queue = list(reversed(jobs))
-    pending: dict = {}
+    n_workers = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(items)))
+    actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(worker_class)
+    workers = [actor.remote(*init_args) for _ in range(n_workers)]
+    queue, pending = list(reversed(items)), {}
 
     def submit(worker) -> None:
-        path, target, picture = queue.pop()
-        future = worker.process.remote(str(Path(path).resolve()), str(Path(target).resolve()),
-                                       str(Path(picture).resolve()) if picture else None)
-        pending[future] = (path, worker)
+        item = queue.pop()
+        pending[call(worker, item)] = (item, worker)
 
     for worker in workers:
         for _ in range(TASKS_PER_WORKER):
@@ -109,17 +105,33 @@ def extract_on_ray(jobs: list[tuple[Path, Path, Path | None]], options: dict, we
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            path, worker = pending.pop(done[0])
+            item, worker = pending.pop(done[0])
             try:
                 error = ray.get(done[0])
             except RayError as failure:  # its worker died on every try
-                error = f"{path}: the Ray worker died while processing it ({type(failure).__name__})"
+                error = f"the Ray worker died on every try ({type(failure).__name__})"
             if queue:
                 submit(worker)
-            yield path, error
+            yield item, error
     finally:
         for worker in workers:
             ray.kill(worker)
+
+
+def extract_on_ray(jobs: list[tuple[Path, Path, Path | None]], options: dict, weights: str | os.PathLike,
+                   engine: str, batch_size: int, address: str) -> Iterator[tuple[Path, str | None]]:
+    """(input, None or its error line) for every job, in the order they finish."""
+    if not jobs:
+        return
+    connect(address)
+
+    def call(worker, job):
+        path, target, picture = (str(Path(p).resolve()) if p else None for p in job)
+        return worker.process.remote(path, target, picture)
+
+    init = (str(Path(weights).resolve()), engine, batch_size, options)
+    for (path, _, _), error in _through_workers(ExtractionWorker, init, jobs, call):
+        yield path, None if error is None else (error if error.startswith(str(path)) else f"{path}: {error}")
 
 
 # ----------------------------------------------------------------------------- pseudo labels
@@ -157,41 +169,15 @@ def prepare_on_ray(tracks: list, teacher: str | os.PathLike, cache_dir: str | os
     The training that follows reads them from the cache as if it had computed them itself.
     """
     connect(address)
-    import ray
-    from ray.exceptions import RayError
     from tqdm import tqdm
 
-    n_workers = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(tracks)))
-    actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(PseudoLabelWorker)
-    workers = [actor.remote(str(Path(teacher).resolve()), str(Path(cache_dir).resolve()), k, seed, quirk, setup)
-               for _ in range(n_workers)]
-    queue, pending, failures = list(reversed(tracks)), {}, []
-
-    def submit(worker) -> None:
-        track = queue.pop()
-        pending[worker.prepare.remote(track)] = (track, worker)
-
-    for worker in workers:
-        for _ in range(TASKS_PER_WORKER):
-            if queue:
-                submit(worker)
-    bar = tqdm(total=len(tracks), desc="pseudo labels (Ray)", unit="track", disable=not progress, file=sys.stderr)
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            track, worker = pending.pop(done[0])
-            try:
-                error = ray.get(done[0])
-            except RayError as failure:
-                error = f"{track.audio}: the Ray worker died while preparing it ({type(failure).__name__})"
+    init = (str(Path(teacher).resolve()), str(Path(cache_dir).resolve()), k, seed, quirk, setup)
+    failures = []
+    with tqdm(total=len(tracks), desc="pseudo labels (Ray)", unit="track", disable=not progress,
+              file=sys.stderr) as bar:
+        for track, error in _through_workers(PseudoLabelWorker, init, tracks, lambda w, t: w.prepare.remote(t)):
             if error:
-                failures.append(error)
-            if queue:
-                submit(worker)
+                failures.append(error if error.startswith(str(track.audio)) else f"{track.audio}: {error}")
             bar.update(1)
-    finally:
-        bar.close()
-        for worker in workers:
-            ray.kill(worker)
     if failures:
         raise MelodyError(f"{len(failures)} unlabeled file(s) failed on Ray; the first: {failures[0]}")
