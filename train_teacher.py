@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume:
         trainer.resume()
     if not args.quiet:
-        devices = f", {strategy.num_replicas_in_sync} devices ({type(strategy).__name__})" if strategy else ""
+        kind = "MultiWorkerMirroredStrategy" if trainer.n_workers > 1 else type(strategy).__name__
+        devices = f", {strategy.num_replicas_in_sync} devices ({kind})" if strategy else ""
         print(f"training on {len(train)} tracks ({train_data.minutes:.1f} min), validating on {len(val)} "
               f"({val_data.minutes:.1f} min){devices}", file=sys.stderr)
     make_batch = supervised_batch(train_data, trainer.mean, trainer.std, args.batch_size, args.sigma, args.seed,

@@ -322,12 +322,20 @@ def make_strategy(gpu_index: str | None, cpu_devices: int = 0):
     return None
 
 
-def _all_workers_agree(strategy, flag: bool) -> bool:
+_ANY_WORKER = {}
+
+
+def _any_worker(strategy, flag: bool) -> bool:
     """True when any worker's ``flag`` is true: every worker must stop at the same step."""
     import tensorflow as tf
 
-    values = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
-    return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, values, axis=None).numpy() > 0.5)
+    if strategy not in _ANY_WORKER:
+        @tf.function
+        def total(value):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda v: v, args=(value,)), axis=None)
+
+        _ANY_WORKER[strategy] = total
+    return bool(_ANY_WORKER[strategy](tf.constant(1.0 if flag else 0.0)).numpy() > 0.5)
 
 
 class Trainer:
@@ -458,7 +466,7 @@ class Trainer:
                 while state.step < config.steps_per_epoch:
                     over_budget = budget_s is not None and time.monotonic() - started >= budget_s
                     if self.n_workers > 1 and budget_s is not None:
-                        over_budget = _all_workers_agree(self.strategy, over_budget)
+                        over_budget = _any_worker(self.strategy, over_budget)
                     if over_budget:
                         stopped_by_budget = True
                         break

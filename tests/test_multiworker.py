@@ -57,3 +57,30 @@ def test_two_workers_train_the_weights_of_one_worker_with_the_same_global_batch(
     for a, b in zip(one.weights, two.weights):
         np.testing.assert_allclose(a, b, rtol=1e-2, atol=2e-3)
     assert one.config["state"]["epoch"] == two.config["state"]["epoch"] == 2
+
+
+def test_the_time_budget_stops_every_worker_at_one_step_and_resume_goes_on(tmp_path):
+    """A worker that stopped alone would leave the other waiting in a collective for ever."""
+    import re
+
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    budget = [a if a != "2" else "1" for a in ARGS]  # one long epoch, cut by the budget
+    budget[budget.index("--steps-per-epoch") + 1] = "100000"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _ports(2)]}
+    steps = []
+    for extra in (["--max-minutes", "0.1"], ["--max-minutes", "0.1", "--resume"]):
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+        workers = []
+        for index in range(2):
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            workers.append(subprocess.Popen(
+                [sys.executable, str(ROOT / "train_teacher.py"), "--train", str(manifest), "--run-dir",
+                 str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), *budget[:-1], *extra],
+                stderr=subprocess.PIPE, text=True, env=dict(env)))
+        errors = [worker.communicate(timeout=300)[1] for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0], errors
+        stopped = [re.findall(r"time budget of .* reached at epoch 1, step (\d+)", err) for err in errors]
+        assert stopped[0] and stopped[0] == stopped[1], errors  # the same step on both workers
+        assert read_bundle(tmp_path / "run" / "last.npz").config["state"]["step"] == int(stopped[0][0])
+        steps.append(int(stopped[0][0]))
+    assert steps[1] > steps[0] > 0  # the resumed run went on from the checkpoint
