@@ -135,11 +135,16 @@ def decode(activations: np.ndarray, median_filter: int = 0, subbin: bool = False
         pitch_classes = 1 + np.argmax(activations[:, 1:], axis=1)
         classes = np.where(confidence >= voicing_threshold, pitch_classes, 0)
     f0 = labels.weighted_pitch(activations, classes) if subbin else labels.class_to_f0(classes)
-    if median_filter > 1:
-        from scipy.signal import medfilt
+    return median_smoothed(f0, median_filter).astype(np.float64), confidence.astype(np.float64)
 
-        f0 = medfilt(f0, median_filter)
-    return f0.astype(np.float64), confidence.astype(np.float64)
+
+def median_smoothed(f0: np.ndarray, kernel: int) -> np.ndarray:
+    """The f0 track median-filtered with an odd ``kernel`` (the authors' evaluation used 5); 0 or 1: unchanged."""
+    if kernel <= 1:
+        return f0
+    from scipy.signal import medfilt
+
+    return medfilt(f0, kernel)
 
 
 def pitch_guess(activations: np.ndarray, subbin: bool = False) -> np.ndarray:
@@ -293,10 +298,7 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     bar.close()
     f0 = np.concatenate(f0_parts)[:n_frames]
     confidence = np.concatenate(confidence_parts)[:n_frames]
-    if median_filter > 1:
-        from scipy.signal import medfilt
-
-        f0 = medfilt(f0, median_filter)
+    f0 = median_smoothed(f0, median_filter)
     if unvoiced_pitch:
         f0 = np.where(f0 > 0, f0, -np.concatenate(guess_parts)[:n_frames])
     return times, f0, confidence

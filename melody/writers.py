@@ -20,11 +20,10 @@ def format_label(f0_10ms: np.ndarray) -> str:
     """Label text: ``"%.2f %.4f"`` per 10 ms frame, like the extractor's output."""
     import featureExtraction as features
 
-    times = features.frame_times(len(f0_10ms))
-    return "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times.tolist(), f0_10ms.tolist()))
+    return format_txt(features.frame_times(len(f0_10ms)), f0_10ms)
 
 
-def format_txt(times: np.ndarray, f0: np.ndarray, confidence: np.ndarray) -> str:
+def format_txt(times: np.ndarray, f0: np.ndarray, confidence: np.ndarray | None = None) -> str:
     """The original ``pitch_NAME.txt`` format."""
     return "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times.tolist(), f0.tolist()))
 
