@@ -31,26 +31,13 @@ from melody.bundle import Bundle, read_bundle
 from melody.engines import ENGINES, require_gpus
 from melody.errors import MelodyError, OneLineParser, one_line, run_cli
 from melody.fileio import collect_audio_files, ensure_output_dir
+from melody.quiet import configure_runtime
 from melody.writers import FORMATS, output_path, write_melody
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "melody_crnn.npz"
 """The shipped model, used when no ``-w`` is given."""
 DEFAULT_BATCH_SIZE = 64
 """Windows per model call: large enough for throughput, small enough for flat memory."""
-
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow prints start-up noise to stderr at import; keep it out of the user's way
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-
-def select_devices(gpu_index: str | None) -> None:
-    """Restrict TensorFlow to the GPUs in ``gpu_index`` (e.g. ``"0"`` or ``"0,1"``); CPU when None.
-
-    Must run before TensorFlow is imported.
-    """
-    os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu_index is None else str(gpu_index)
 
 
 class MelodyExtractor:
@@ -89,7 +76,6 @@ class MelodyExtractor:
     def engine(self):
         """The inference engine (built on first use; TensorFlow is imported only if needed)."""
         if self._engine is None:
-            _quiet_tensorflow()
             from melody.engines import make_engine
 
             self._engine = make_engine(self.bundle, self.engine_name)
@@ -420,10 +406,7 @@ def failure_line(path: Path, error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 all written, 1 any failure)."""
     args = build_parser().parse_args(argv)
-    select_devices(args.gpu_index)
-    if args.verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        os.environ["MELODY_VERBOSE"] = "1"
+    configure_runtime(args.gpu_index, args.verbose)
     # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
     engine = "tf" if args.engine == "auto" and args.gpu_index is not None else args.engine
     require_gpus(args.gpu_index)

@@ -20,6 +20,17 @@ def keras_backend() -> str:
     return os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def configure_runtime(gpu_index: str | None, verbose: bool = False) -> None:
+    """Before Keras is imported: the GPUs the process may use (none when None), the backend, TensorFlow's verbosity."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu_index is None else str(gpu_index)
+    keras_backend()
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        os.environ["MELODY_VERBOSE"] = "1"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def import_tensorflow_quietly() -> None:
     """Import keras (and tensorflow, its default backend) with stderr silenced (a no-op once imported)."""
     if "keras" in sys.modules or os.environ.get("MELODY_VERBOSE") == "1" or keras_backend() != "tensorflow":

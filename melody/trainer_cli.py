@@ -62,12 +62,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def prepare_environment(args: argparse.Namespace) -> None:
     """Device selection and TensorFlow verbosity; before Keras is imported (``KERAS_BACKEND=jax`` is kept)."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = "" if args.gpu_index is None else str(args.gpu_index)
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if args.verbose:
-        os.environ["MELODY_VERBOSE"] = "1"
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from .quiet import configure_runtime
+
+    configure_runtime(args.gpu_index, args.verbose)
 
 
 def labeled_tracks(source: str, split: str, label_format: str):
