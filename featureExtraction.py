@@ -109,13 +109,16 @@ def make_windows(spec: np.ndarray) -> np.ndarray:
     the BiLSTM's view of the real frames. Callers drop padded frames from the
     output with ``[:n_frames]``.
     """
-    n_frames = spec.shape[0]
-    n_windows = -(-n_frames // WINDOW_FRAMES)
-    padding = n_windows * WINDOW_FRAMES - n_frames
-    if padding:
-        fill = np.full((padding, spec.shape[1]), spec.min(), dtype=spec.dtype)
-        spec = np.concatenate([spec, fill], axis=0)
-    return spec.reshape(n_windows, WINDOW_FRAMES, spec.shape[1])
+    spec = pad_to_windows(spec, float(spec.min()) if spec.size else 0.0)
+    return spec.reshape(-1, WINDOW_FRAMES, spec.shape[1])
+
+
+def pad_to_windows(frames: np.ndarray, fill: float) -> np.ndarray:
+    """Frames (n, bins) padded at the end with ``fill`` to a whole number of 31-frame windows."""
+    padding = -len(frames) % WINDOW_FRAMES
+    if not padding:
+        return frames
+    return np.concatenate([frames, np.full((padding, frames.shape[1]), fill, dtype=frames.dtype)], axis=0)
 
 
 def normalize(windows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

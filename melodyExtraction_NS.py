@@ -254,11 +254,9 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
             guess_parts.append(pitch_guess(probabilities, subbin))
 
     def run_chunk(frames_db: np.ndarray) -> None:
-        real = len(frames_db)
-        padding = -real % features.WINDOW_FRAMES
-        if padding:  # the last window: pad with the spectrogram's minimum, drop padded frames after
-            frames_db = np.concatenate([frames_db, np.full((padding, features.N_BINS), pad_value, np.float32)])
-        windows = frames_db.reshape(-1, features.WINDOW_FRAMES, features.N_BINS)
+        real = len(frames_db)  # the last window is padded with the spectrogram's minimum; padded frames dropped after
+        windows = features.pad_to_windows(frames_db.astype(np.float32, copy=False), pad_value).reshape(
+            -1, features.WINDOW_FRAMES, features.N_BINS)
         if running:
             collect()
         running.append((worker.submit(extractor.run, windows), real))

@@ -99,9 +99,7 @@ def normalization_stats(specs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray
 
 def _window(spec: np.ndarray, start: int) -> np.ndarray:
     window = np.asarray(spec[start:start + W], dtype=np.float32)
-    if len(window) < W:
-        window = np.concatenate([window, np.full((W - len(window), window.shape[1]), window.min(), np.float32)])
-    return window
+    return features.pad_to_windows(window, float(window.min()))
 
 
 def sample_windows(data: FrameData, batch_size: int, rng: np.random.Generator,
