@@ -316,7 +316,7 @@ def read_training_folder(folder: Path, teacher_path: Path) -> tuple[dict, dict[s
 def train_from_folder(args: argparse.Namespace) -> int:
     """One student iteration from a training folder: its audio is already augmented as the setup wants."""
     from melody.datasets import FeatureCache
-    from melody.training import FrameData, Trainer, load_frame_data, make_strategy
+    from melody.training import Trainer, load_frame_data, make_strategy
 
     folder, teacher_path = Path(args.data), Path(args.teacher)
     info, tracks = read_training_folder(folder, teacher_path)
@@ -326,7 +326,6 @@ def train_from_folder(args: argparse.Namespace) -> int:
     unlabeled_data = load_frame_data(tracks["pseudo"], cache, progress, desc="pseudo-labeled features")
     labeled_data = load_frame_data(tracks["train"], cache, progress, desc="labeled features") \
         if tracks["train"] and args.ratio[0] else None
-    unlabeled_data = FrameData(unlabeled_data.tracks, unlabeled_data.specs, unlabeled_data.classes)
     from melody.bundle import read_bundle
 
     teacher = read_bundle(teacher_path)
