@@ -89,22 +89,32 @@ class StudentData:
         self.pseudo = ArrayCache(cache_dir / "pseudo")
         self.k, self.seed, self.quirk, self.progress = k, seed, original_rate_quirk, progress
 
+    def chains(self, track) -> list[tuple[str, list]]:
+        """``(description, randAudioAugment chain)`` of each augmented view of a track, ``--k`` of them."""
+        import augment
+        from melody.cache import file_digest
+
+        track_id = file_digest(track.audio)
+        chains = [augment.chain_for(track_id, self.seed, index) for index in range(self.k)]
+        return [(augment.describe(chain) + (" quirk" if self.quirk else ""), chain) for chain in chains]
+
+    def augmented_audio(self, samples: np.ndarray, chain: list) -> np.ndarray:
+        """8 kHz samples through one chain, as the student hears them."""
+        import augment
+        import featureExtraction as features
+
+        return augment.apply_chain(samples, features.SAMPLE_RATE, chain, self.quirk)
+
     def variants(self, track, augmented: bool) -> list[tuple[str, np.ndarray]]:
         """``(augmentation description, spectrogram)`` of each view of a track the student trains on."""
         if not augmented:
             return [("", self.features.spectrogram(track.audio))]
-        import augment
         import featureExtraction as features
-        from melody.cache import file_digest
 
-        track_id = file_digest(track.audio)
         views = []
-        for index in range(self.k):
-            chain = augment.chain_for(track_id, self.seed, index)
-            description = augment.describe(chain) + (" quirk" if self.quirk else "")
-
+        for description, chain in self.chains(track):
             def compute(path, chain=chain):
-                return augment.apply_chain(features.load_audio(path), features.SAMPLE_RATE, chain, self.quirk)
+                return self.augmented_audio(features.load_audio(path), chain)
 
             views.append((description, self.features.spectrogram(track.audio, description, compute)))
         return views
@@ -207,12 +217,7 @@ def view_audio(track, store: StudentData, augmented: bool) -> list[np.ndarray]:
     samples = features.load_audio(track.audio)
     if not augmented:
         return [samples]
-    import augment
-    from melody.cache import file_digest
-
-    track_id = file_digest(track.audio)
-    return [augment.apply_chain(samples, features.SAMPLE_RATE, augment.chain_for(track_id, store.seed, index),
-                                store.quirk) for index in range(store.k)]
+    return [store.augmented_audio(samples, chain) for _, chain in store.chains(track)]
 
 
 def export_folder(args: argparse.Namespace, store: StudentData, labeled, unlabeled, val) -> None:
@@ -233,13 +238,14 @@ def export_folder(args: argparse.Namespace, store: StudentData, labeled, unlabel
         raise MelodyError(f"{folder} already holds a training folder; choose a new --export folder")
     if folder.is_dir() and any(p.name not in ("audio", "labels", "export.json") for p in folder.iterdir()):
         raise MelodyError(f"--export {folder} holds other files; choose a new or empty folder")
-    (folder / "audio").mkdir(parents=True, exist_ok=True)
-    (folder / "labels").mkdir(exist_ok=True)
     teacher_path = Path(args.teacher)
     teacher = _teacher(teacher_path)
     digest = file_digest(teacher_path)
+    # pseudo labels first: a bad unlabeled file fails before the folder is made
     unlabeled_data = build_unlabeled(unlabeled, store, teacher, digest, args.setup)
     del teacher
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    (folder / "labels").mkdir(exist_ok=True)
     student_augmented = SETUPS[args.setup][1]
     rows, seconds = [], {split: 0.0 for split in FOLDER_SPLITS}
 
@@ -286,12 +292,11 @@ def export_folder(args: argparse.Namespace, store: StudentData, labeled, unlabel
               f"{size:.1f} MiB) to {folder}", file=sys.stderr)
 
 
-def read_training_folder(folder: Path, teacher_path: Path) -> tuple[dict, dict[str, list]]:
-    """The export record and the tracks of each split of a training folder; checks it belongs to the teacher."""
+def training_folder_info(folder: Path, teacher_path: Path) -> dict:
+    """The export record of a training folder, checked to be one and to belong to the teacher."""
     import json
 
     from melody.cache import file_digest
-    from melody.datasets import read_manifest
 
     info_path = folder / "export.json"
     if not (folder / "manifest.csv").is_file() or not info_path.is_file():
@@ -305,6 +310,14 @@ def read_training_folder(folder: Path, teacher_path: Path) -> tuple[dict, dict[s
     if file_digest(teacher_path) != info.get("teacher_sha1"):
         raise MelodyError(f"{folder} holds the pseudo labels of another teacher ({info.get('teacher')}); "
                           f"give that bundle as --teacher, or export again with {teacher_path}")
+    return info
+
+
+def read_training_folder(folder: Path, teacher_path: Path) -> tuple[dict, dict[str, list]]:
+    """The export record and the tracks of each split of a training folder."""
+    from melody.datasets import read_manifest
+
+    info = training_folder_info(folder, teacher_path)
     tracks = {split: read_manifest(folder / "manifest.csv", splits=(split,)) for split in FOLDER_SPLITS}
     if not tracks["val"]:
         raise MelodyError(f"{folder}: no validation tracks")
@@ -544,6 +557,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data and args.iterations > 1:
         raise MelodyError("--data holds one teacher's pseudo labels: one iteration (export the next "
                           "iteration's folder with the new teacher)")
+    if args.data:  # a broken teacher or folder fails before any run folder is made
+        from melody.bundle import read_bundle
+
+        read_bundle(args.teacher)
+        training_folder_info(Path(args.data), Path(args.teacher))
     if not args.data and not args.prepare_only and not (args.val or args.labeled):
         raise MelodyError("validation data needed: give --labeled (its val split) or --val")
     if Path(args.teacher).is_dir():

@@ -130,3 +130,17 @@ def test_data_refuses_another_teachers_folder(exported, tmp_path):
     assert result.returncode == 1 and "pseudo labels of another teacher" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "iter1").exists()
+
+
+def test_bad_input_of_export_and_data_leaves_no_folder(exported, tmp_path):
+    folder, manifest, teacher, data = exported
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"")
+    result = run_student("--teacher", broken, "--data", data, "--run-dir", tmp_path / "run", *TINY, backend="jax")
+    assert result.returncode == 1 and "not a valid weights bundle" in result.stderr and "Traceback" not in result.stderr
+    not_audio = tmp_path / "song.wav"
+    not_audio.write_text("not audio\n" * 40)
+    result = run_student("--teacher", teacher, "--labeled", manifest, "--unlabeled", not_audio,
+                         "--export", tmp_path / "export", "--cache-dir", tmp_path / "c", "-q")
+    assert result.returncode == 1 and "not a readable audio file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "export").exists()
