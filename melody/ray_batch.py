@@ -80,10 +80,12 @@ def _probe(address: str, timeout_s: float = 10.0) -> None:
                           f"({error.strerror or type(error).__name__})") from None
 
 
-def _through_workers(worker_class: type, init_args: tuple, items: list, call) -> Iterator[tuple[object, str | None]]:
+def _through_workers(worker_class: type, init_args: tuple, items: list, call,
+                     name) -> Iterator[tuple[object, str | None]]:
     """(item, None or its error line) for every item, in the order they finish, on one actor per cluster CPU.
 
-    ``call(worker, item)`` submits one item; each worker has ``TASKS_PER_WORKER`` items queued, and Ray
+    ``call(worker, item)`` submits one item (its result: None or an error line naming the file),
+    ``name(item)`` names it in the line of an item whose worker died; each worker has ``TASKS_PER_WORKER`` items queued, and Ray
     restarts a dead worker and retries its item (``TASK_RETRIES``) before it counts as failed.
     """
     import ray
@@ -109,7 +111,7 @@ def _through_workers(worker_class: type, init_args: tuple, items: list, call) ->
             try:
                 error = ray.get(done[0])
             except RayError as failure:  # its worker died on every try
-                error = f"the Ray worker died on every try ({type(failure).__name__})"
+                error = f"{name(item)}: the Ray worker died on every try ({type(failure).__name__})"
             if queue:
                 submit(worker)
             yield item, error
@@ -130,8 +132,8 @@ def extract_on_ray(jobs: list[tuple[Path, Path, Path | None]], options: dict, we
         return worker.process.remote(path, target, picture)
 
     init = (str(Path(weights).resolve()), engine, batch_size, options)
-    for (path, _, _), error in _through_workers(ExtractionWorker, init, jobs, call):
-        yield path, None if error is None else (error if error.startswith(str(path)) else f"{path}: {error}")
+    for (path, _, _), error in _through_workers(ExtractionWorker, init, jobs, call, name=lambda job: job[0]):
+        yield path, error
 
 
 # ----------------------------------------------------------------------------- pseudo labels
@@ -175,9 +177,10 @@ def prepare_on_ray(tracks: list, teacher: str | os.PathLike, cache_dir: str | os
     failures = []
     with tqdm(total=len(tracks), desc="pseudo labels (Ray)", unit="track", disable=not progress,
               file=sys.stderr) as bar:
-        for track, error in _through_workers(PseudoLabelWorker, init, tracks, lambda w, t: w.prepare.remote(t)):
+        for _, error in _through_workers(PseudoLabelWorker, init, tracks, lambda w, t: w.prepare.remote(t),
+                                         name=lambda track: track.audio):
             if error:
-                failures.append(error if error.startswith(str(track.audio)) else f"{track.audio}: {error}")
+                failures.append(error)
             bar.update(1)
     if failures:
         raise MelodyError(f"{len(failures)} unlabeled file(s) failed on Ray; the first: {failures[0]}")
