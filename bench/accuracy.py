@@ -29,14 +29,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.errors import MelodyError
+from vocal_melody.evaluation import METRICS, mean_scores, melody_scores
+from vocal_melody.formats.readers import read_f0
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
-from melody.metrics import METRICS, mean_scores, melody_scores  # noqa: E402
-from melody.readers import read_f0  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 BENCH_DATA = ROOT / "data" / "bench"
@@ -49,30 +50,30 @@ INSTRUMENTAL_EXCERPT_S = 30.0
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    from synth_testset import write_audio
+    from vocal_melody.synth.mixing import write_audio
 
     write_audio(path, audio, rate)
 
 
 def music_pool_folder() -> Path:
     """The fetched music pool (fetched now if it is not there)."""
-    import synth_testset
+    from vocal_melody.cli import synth as synth_cli
 
     if not (MUSIC_POOL / "inventory.csv").exists():
         print(f"fetching the music pool into {MUSIC_POOL} (once)", file=sys.stderr)
-        synth_testset.main(["fetch-music", "-o", str(MUSIC_POOL), "-q"])
+        synth_cli.main(["fetch-music", "-o", str(MUSIC_POOL), "-q"])
     return MUSIC_POOL
 
 
 def synth_set(folder: Path, music: Path | None = None) -> list[tuple[str, Path, Path]]:
     """The test split of a compose corpus (made once, then reused); over the music pool with ``music``."""
-    import synth_testset
+    from vocal_melody.cli import synth as synth_cli
 
     manifest = folder / "manifest.csv"
     if not manifest.exists():
         print(f"making the synthesized test set in {folder} (once)", file=sys.stderr)
         pool = ["--music", str(music), "--instrumental-share", "0", "--splits", "test"] if music else []
-        synth_testset.main(["compose", "--minutes", str(SYNTH_MINUTES), "--seed", str(SYNTH_SEED),
+        synth_cli.main(["compose", "--minutes", str(SYNTH_MINUTES), "--seed", str(SYNTH_SEED),
                             "-o", str(folder), "-q", *pool])
     rows = list(csv.DictReader(open(manifest)))
     return [(r["id"], folder / r["audio"], folder / r["label"]) for r in rows if r["split"] == "test"]
@@ -80,10 +81,10 @@ def synth_set(folder: Path, music: Path | None = None) -> list[tuple[str, Path, 
 
 def vocadito_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
     """vocadito_1 (human label) over the held-out Brahms accompaniment at 0 and +6 dB."""
-    from featureExtraction import FRAME_SECONDS
-    from melody.audio import load_audio
-    from melody.datasets import to_frame_grid
-    from synth_testset import mix_at_ratio, voice_active
+    from vocal_melody.audio import load_audio
+    from vocal_melody.data.datasets import to_frame_grid
+    from vocal_melody.features import FRAME_SECONDS
+    from vocal_melody.synth.mixing import mix_at_ratio, voice_active
 
     vocal_path = SHARED / "voice" / "vocadito_1.wav"
     label_path = SHARED / "voice" / "vocadito_1_f0.csv"
@@ -107,11 +108,11 @@ def vocadito_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
 
 def stems_set(folder: Path) -> list[tuple[str, Path, Path]]:
     """The paper's analysis-synthesis of the stems excerpt."""
-    import synth_testset
+    from vocal_melody.cli import synth as synth_cli
 
     mix, label = folder / "stems_mix.wav", folder / "stems.f0.txt"
     if not mix.exists():
-        synth_testset.main(["anasyn", "--vocal", str(SHARED / "songs" / "stems_excerpt.stem.mp4"),
+        synth_cli.main(["anasyn", "--vocal", str(SHARED / "songs" / "stems_excerpt.stem.mp4"),
                             "--vocal-stream", "4", "--accompaniment-streams", "1,2,3", "--name", "stems",
                             "--sample-rate", "44100", "-o", str(folder)])
     return [("stems", mix, label)]
@@ -121,7 +122,7 @@ def instrumental_set(folder: Path, music: Path) -> list[tuple[str, Path, None]]:
     """30 s from the middle of every screened instrumental track of the test-split packages (no label)."""
     import soundfile
 
-    from melody.music_pool import load_pool
+    from vocal_melody.data.music_pool import load_pool
 
     pool = load_pool(music)
     tracks = []
@@ -144,9 +145,9 @@ def melodia(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Essentia's PredominantPitchMelodia on our 10 ms grid."""
     import essentia.standard as es
 
-    from featureExtraction import FRAME_SECONDS
-    from melody.audio import load_audio
-    from melody.datasets import to_frame_grid
+    from vocal_melody.audio import load_audio
+    from vocal_melody.data.datasets import to_frame_grid
+    from vocal_melody.features import FRAME_SECONDS
 
     audio = load_audio(path, MELODIA_RATE)
     audio = es.EqualLoudness(sampleRate=MELODIA_RATE)(audio)
@@ -158,7 +159,7 @@ def melodia(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def our_model(extractor, record: dict | None = None):
-    from melodyExtraction_NS import extract_melody
+    from vocal_melody.inference.extractor import extract_melody
 
     def run(path: Path) -> tuple[np.ndarray, np.ndarray]:
         times, f0, _ = extract_melody(path, extractor=extractor)
@@ -210,9 +211,67 @@ def format_rows(rows: list[dict]) -> str:
 SETS = ("synth", "vocadito", "stems", "instrumental", "synth-music")
 
 
+def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool) -> tuple[dict, dict, dict, str]:
+    """(system name -> function, system name -> its f0 records, fast systems checked against the reference,
+    the first weights' name)."""
+    from vocal_melody.inference.engines import matching_int8_model
+    from vocal_melody.inference.extractor import MelodyExtractor
+
+    systems, records, extractors = {}, {}, {}
+    for item in weights:
+        name, _, path = item.rpartition("=")
+        name = name or Path(path).stem
+        records[name] = {}
+        extractors[name] = MelodyExtractor(path)
+        systems[name] = our_model(extractors[name], records[name])
+    first_name, first_path = next(iter(records)), weights[0].rpartition("=")[2]
+    compared = {}  # system name -> its records, for the fast engines checked against the reference
+    if compare_engines:
+        compared[first_name] = records[first_name]
+        if matching_int8_model(extractors[first_name].bundle) is not None:  # auto ran int8: also bf16
+            name = f"{first_name} [openvino bf16]"
+            compared[name] = records[name] = {}
+            systems[name] = our_model(MelodyExtractor(first_path, engine="openvino"), records[name])
+        records["tf reference"] = {}
+        systems[f"{first_name} [tf float32]"] = our_model(MelodyExtractor(first_path, engine="tf"),
+                                                          records["tf reference"])
+    if with_melodia:
+        systems["Melodia (essentia)"] = melodia
+    return systems, records, compared, first_name
+
+
+def build_sets(names: list[str]) -> dict[str, list]:
+    """The benchmark sets asked for (made on first use, cached in data/bench/)."""
+    sets = {}
+    if "synth" in names:
+        sets["synth test split"] = synth_set(BENCH_DATA / "synth")
+    if "vocadito" in names:
+        sets.update(vocadito_sets(BENCH_DATA / "real"))
+    if "stems" in names:
+        sets["stems anasyn"] = stems_set(BENCH_DATA / "anasyn")
+    if "instrumental" in names:
+        sets["instrumental false-voice rate (test packages)"] = instrumental_set(BENCH_DATA / "instrumental",
+                                                                                 music_pool_folder())
+    if "synth-music" in names:
+        sets["synth test split over test packages"] = synth_set(BENCH_DATA / "synth_music", music_pool_folder())
+    return sets
+
+
+def print_engine_agreement(rows: list[dict], records: dict, compared: dict, first_name: str) -> None:
+    for name, record in compared.items():
+        voicing, pitch = engine_agreement(record, records["tf reference"])
+        oa = {row["set"]: row["OA"] for row in rows if row["system"] == name}
+        reference_oa = {row["set"]: row["OA"] for row in rows if row["system"] == f"{first_name} [tf float32]"}
+        worst = max(abs(oa[key] - reference_oa[key]) for key in oa)
+        engine = "auto engine" if name == first_name else name
+        print(f"\n{engine} vs TensorFlow float32 ({first_name}): {voicing:.2%} identical voicing decisions, "
+              f"{pitch:.2%} of frames voiced in both within 50 cents, largest OA difference on a set "
+              f"{worst:.4f}")
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", nargs="+", default=[f"shipped={ROOT / 'weights' / 'melody_crnn.npz'}"],
+    parser.add_argument("--weights", nargs="+", default=[f"shipped={DEFAULT_WEIGHTS}"],
                         help="NAME=BUNDLE pairs (default: the shipped weights)")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--no-melodia", action="store_true")
@@ -224,62 +283,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not SHARED.exists():
         raise MelodyError(f"the benchmark needs the shared recordings in {SHARED}")
-    from melodyExtraction_NS import MelodyExtractor
-
-    systems = {}
-    records: dict[str, dict] = {}
-    extractors = {}
-    for item in args.weights:
-        name, _, path = item.rpartition("=")
-        name = name or Path(path).stem
-        records[name] = {}
-        extractors[name] = MelodyExtractor(path)
-        systems[name] = our_model(extractors[name], records[name])
-    first_name, first_path = next(iter(records)), args.weights[0].rpartition("=")[2]
-    compared = {}  # system name -> its records, for the fast engines checked against the reference
-    if args.compare_engines:
-        from melody.quantize import matching_int8_model
-
-        compared[first_name] = records[first_name]
-        if matching_int8_model(extractors[first_name].bundle) is not None:  # auto ran int8: also bf16
-            name = f"{first_name} [openvino bf16]"
-            compared[name] = records[name] = {}
-            systems[name] = our_model(MelodyExtractor(first_path, engine="openvino"), records[name])
-        records["tf reference"] = {}
-        systems[f"{first_name} [tf float32]"] = our_model(MelodyExtractor(first_path, engine="tf"),
-                                                          records["tf reference"])
-    if not args.no_melodia:
-        systems["Melodia (essentia)"] = melodia
-    sets = {}
-    if "synth" in args.sets:
-        sets["synth test split"] = synth_set(BENCH_DATA / "synth")
-    if "vocadito" in args.sets:
-        sets.update(vocadito_sets(BENCH_DATA / "real"))
-    if "stems" in args.sets:
-        sets["stems anasyn"] = stems_set(BENCH_DATA / "anasyn")
-    if "instrumental" in args.sets:
-        sets["instrumental false-voice rate (test packages)"] = instrumental_set(BENCH_DATA / "instrumental",
-                                                                                 music_pool_folder())
-    if "synth-music" in args.sets:
-        sets["synth test split over test packages"] = synth_set(BENCH_DATA / "synth_music", music_pool_folder())
+    systems, records, compared, first_name = build_systems(args.weights, args.compare_engines, not args.no_melodia)
     rows = []
-    for set_name, tracks in sets.items():
+    for set_name, tracks in build_sets(args.sets).items():
         for system_name, system in systems.items():
             scores, seconds = score_set(system, tracks)
             rows.append({"set": f"{set_name} ({len(tracks)})", "system": system_name, **scores, "seconds": seconds})
             headline = f"voiced {scores['VFA']:.3f}" if np.isnan(scores["OA"]) else f"OA {scores['OA']:.3f}"
             print(f"{set_name}: {system_name} {headline}", file=sys.stderr)
-    table = format_rows(rows)
-    sys.stdout.write(table)
-    for name, record in compared.items():
-        voicing, pitch = engine_agreement(record, records["tf reference"])
-        oa = {row["set"]: row["OA"] for row in rows if row["system"] == name}
-        reference_oa = {row["set"]: row["OA"] for row in rows if row["system"] == f"{first_name} [tf float32]"}
-        worst = max(abs(oa[key] - reference_oa[key]) for key in oa)
-        engine = "auto engine" if name == first_name else name
-        print(f"\n{engine} vs TensorFlow float32 ({first_name}): {voicing:.2%} identical voicing decisions, "
-              f"{pitch:.2%} of frames voiced in both within 50 cents, largest OA difference on a set "
-              f"{worst:.4f}")
+    sys.stdout.write(format_rows(rows))
+    print_engine_agreement(rows, records, compared, first_name)
     if args.csv:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["set", "system", *METRICS, "seconds"], lineterminator="\n")
@@ -287,7 +300,6 @@ def main(argv=None) -> int:
         writer.writerows(rows)
         Path(args.csv).write_text(buffer.getvalue())
     return 0
-
 
 if __name__ == "__main__":
     run_cli(main)

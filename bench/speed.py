@@ -1,7 +1,7 @@
 """Speed and memory benchmark: our CLI against Essentia's Melodia on the same audio, in one run.
 
     python bench/speed.py                  # 10-minute input, 3 runs each, plus a 60-minute memory run
-    python bench/speed.py --runs 5 --weights weights/melody_crnn.npz
+    python bench/speed.py --runs 5 --weights vocal_melody/weights/melody_crnn.npz
 
 The inputs are MP3s (192 kbit/s, 44.1 kHz stereo) built by concatenating the songs of
 ../shared/data/songs (or, without them, synthesized songs) and cached in data/bench/speed/.
@@ -20,14 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.cli import argtypes
+from vocal_melody.cli.common import OneLineParser, run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from melody import argtypes  # noqa: E402
-from melody.errors import OneLineParser, run_cli  # noqa: E402
-
 SHARED_SONGS = ROOT.parent / "shared" / "data" / "songs"
 SPEED_DATA = ROOT / "data" / "bench" / "speed"
 RATE = 44100
@@ -36,6 +35,7 @@ MELODIA_SCRIPT = """
 import sys
 import numpy as np
 import essentia.standard as es
+
 audio = es.MonoLoader(filename=sys.argv[1], sampleRate=44100)()
 audio = es.EqualLoudness(sampleRate=44100)(audio)
 pitch, confidence = es.PredominantPitchMelodia(sampleRate=44100, hopSize=128)(audio)
@@ -49,17 +49,17 @@ def make_input(minutes: int) -> Path:
     path = SPEED_DATA / f"songs_{minutes}min.mp3"
     if path.exists():
         return path
-    from melody.audio import load_audio
+    from vocal_melody.audio import load_audio
 
     SPEED_DATA.mkdir(parents=True, exist_ok=True)
     songs = sorted(p for p in SHARED_SONGS.glob("*") if p.suffix in (".ogg", ".mp3", ".wav")) \
         if SHARED_SONGS.exists() else []
     pieces = [load_audio(p, RATE) for p in songs]
     if not pieces:
-        import synth_testset
+        from vocal_melody.synth import demo
 
-        mix, _, rate = synth_testset.demo_song()
-        from melody.audio import to_mono_rate
+        mix, _, rate = demo.demo_song()
+        from vocal_melody.audio import to_mono_rate
 
         pieces = [to_mono_rate(mix, rate, RATE)]
     total = minutes * 60 * RATE
@@ -115,7 +115,7 @@ def measure(command: list[str], runs: int) -> tuple[float, float, list[float]]:
 
 def model_windows_per_second(weights: Path, engine: str, batches: int = 10) -> tuple[float, str]:
     """Windows per second of the engine alone, and the engine ``engine`` resolved to (auto -> int8...)."""
-    from melodyExtraction_NS import MelodyExtractor
+    from vocal_melody.inference.extractor import MelodyExtractor
 
     extractor = MelodyExtractor(weights, engine=engine)
     windows = np.random.default_rng(0).standard_normal((64, 31, 513, 1)).astype(np.float32)
@@ -131,19 +131,14 @@ def model_windows_per_second(weights: Path, engine: str, batches: int = 10) -> t
 
 
 def default_weights() -> Path:
-    shipped = ROOT / "weights" / "melody_crnn.npz"
-    if shipped.exists():
-        return shipped
+    if DEFAULT_WEIGHTS.exists():
+        return DEFAULT_WEIGHTS
     # speed does not depend on weight values: a randomly initialised paper-size bundle
     path = SPEED_DATA / "random_full_model.npz"
     if not path.exists():
-        from melody.quiet import import_tensorflow_quietly
+        from vocal_melody.model import save_random_bundle  # imports TensorFlow quietly
 
-        import_tensorflow_quietly()
         SPEED_DATA.mkdir(parents=True, exist_ok=True)
-        sys.path.insert(0, str(ROOT / "tests"))
-        from conftest import save_random_bundle
-
         save_random_bundle(path, {"filters": [64, 128, 192, 256], "lstm_units": 256})
     return path
 

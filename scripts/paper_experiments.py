@@ -35,15 +35,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from vocal_melody.cli import argtypes
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.errors import MelodyError
+from vocal_melody.evaluation import METRICS, mean_scores
+from vocal_melody.fileio import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from melody import argtypes  # noqa: E402
-from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
-from melody.fileio import write_text_atomic  # noqa: E402
-from melody.metrics import METRICS, mean_scores  # noqa: E402
 
 PYTHON = sys.executable
 EXPERIMENTS = ("setups", "iterations", "size", "singing")
@@ -97,7 +97,7 @@ def teacher_bundle(args) -> tuple[Path, bool]:
     if args.teacher:
         if not Path(args.teacher).is_file():
             raise MelodyError(f"{args.teacher}: no such teacher bundle")
-        from melody.bundle import read_bundle
+        from vocal_melody.bundle import read_bundle
 
         read_bundle(args.teacher)  # a broken teacher fails before any run folder is made
         return Path(args.teacher), False
@@ -109,7 +109,7 @@ def teacher_bundle(args) -> tuple[Path, bool]:
 
 def unlabeled_files(args) -> list[str]:
     """Every unlabeled audio file of ``--unlabeled`` and ``--unlabeled-manifest`` (labels withheld)."""
-    from melody.datasets import read_manifest, unlabeled_folder
+    from vocal_melody.data.datasets import read_manifest, unlabeled_folder
 
     files = [str(t.audio) for t in unlabeled_folder(args.unlabeled)] if args.unlabeled else []
     for manifest in args.unlabeled_manifest or []:
@@ -121,7 +121,7 @@ def unlabeled_files(args) -> list[str]:
 
 def voiced_fraction(bundle: Path, files: list[str]) -> dict[str, float]:
     """The share of frames the teacher calls voiced, per file."""
-    from melodyExtraction_NS import MelodyExtractor, extract_melody
+    from vocal_melody.inference.extractor import MelodyExtractor, extract_melody
 
     extractor = MelodyExtractor(bundle)
     return {path: float(np.mean(extract_melody(path, extractor=extractor)[1] > 0)) for path in files}
@@ -151,7 +151,7 @@ def experiment_models(args, teacher: Path, marked: bool) -> dict[str, tuple[Path
         if not args.instrumental:
             raise MelodyError("the singing experiment needs --instrumental audio without singing")
         vocal = unlabeled_files(args)
-        from melody.datasets import unlabeled_folder
+        from vocal_melody.data.datasets import unlabeled_folder
 
         instrumental = [str(t.audio) for t in unlabeled_folder(args.instrumental)]
         voicing = voiced_fraction(teacher, vocal + instrumental)
@@ -170,11 +170,21 @@ def experiment_models(args, teacher: Path, marked: bool) -> dict[str, tuple[Path
 
 # ----------------------------------------------------------------------------- scoring
 
+def bench_accuracy():
+    """The checkout's ``bench/accuracy.py``, which builds the benchmark sets (a tool of the checkout)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def evaluation_sets(args) -> dict[str, list[tuple[str, Path, Path | None]]]:
     """name -> (track, audio, label or None) of every requested set."""
-    from bench import accuracy
+    from vocal_melody.data.datasets import pair_folder, read_manifest
 
-    from melody.datasets import pair_folder, read_manifest
+    accuracy = bench_accuracy()
 
     sets = {}
     if "test" in args.sets:
@@ -198,10 +208,10 @@ def evaluation_sets(args) -> dict[str, list[tuple[str, Path, Path | None]]]:
 
 def score_track(extractor, audio: Path, label) -> dict[str, float]:
     """mir_eval scores of one track; without a label, the voiced fraction as VFA (instrumental music)."""
-    from featureExtraction import frame_times
-    from melody.metrics import melody_scores
-    from melody.readers import read_f0
-    from melodyExtraction_NS import extract_melody
+    from vocal_melody.evaluation import melody_scores
+    from vocal_melody.features import frame_times
+    from vocal_melody.formats.readers import read_f0
+    from vocal_melody.inference.extractor import extract_melody
 
     times, f0, _ = extract_melody(audio, extractor=extractor)
     if label is None:
@@ -216,7 +226,7 @@ def score_track(extractor, audio: Path, label) -> dict[str, float]:
 
 def score_models(models: dict[str, tuple[Path, bool]], sets: dict, folder: Path) -> list[dict]:
     """Per-track rows of every model on every set (cached per model in ``folder/scores``)."""
-    from melodyExtraction_NS import MelodyExtractor
+    from vocal_melody.inference.extractor import MelodyExtractor
 
     rows = []
     for name, (bundle, _) in models.items():
@@ -273,7 +283,7 @@ def plot_oa(rows: list[dict], models: dict, path: Path, xlabel: str, positions: 
     axis.set_xticklabels(list(models), fontsize=8)
     axis.legend(fontsize=7)
     figure.tight_layout()
-    from melody.fileio import atomic_path
+    from vocal_melody.fileio import atomic_path
 
     with atomic_path(path) as temp:
         figure.savefig(temp, format="png")
@@ -293,13 +303,15 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--min-voiced", type=argtypes.share, default=0.3,
                         help="singing experiment: keep files the teacher calls at least this voiced (default 0.3)")
     parser.add_argument("--ns-iterations", type=argtypes.positive_int, default=3)
-    parser.add_argument("--sizes", type=argtypes.number(0.0, 100.0, low_open=True), nargs="+", default=[25.0, 50.0, 100.0],
+    parser.add_argument("--sizes", type=argtypes.number(0.0, 100.0, low_open=True), nargs="+",
+                        default=[25.0, 50.0, 100.0],
                         help="size experiment: percent of the unlabeled files (default 25 50 100)")
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--test", help="test manifest or folder for the 'test' set (default: --labeled)")
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--out", required=True, help="folder for all runs and results")
-    parser.add_argument("--minutes-per-model", type=argtypes.positive_float, default=None, help="training budget of each model")
+    parser.add_argument("--minutes-per-model", type=argtypes.positive_float, default=None,
+                        help="training budget of each model")
     parser.add_argument("--train-options", default="--mixed-precision bf16",
                         help="extra options for the trainers (default: bf16 mixed precision)")
     parser.add_argument("--seed", type=argtypes.seed, default=0)

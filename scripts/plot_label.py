@@ -10,15 +10,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import featureExtraction as features  # noqa: E402
-from melody import argtypes  # noqa: E402
-from melody.errors import OneLineParser, run_cli  # noqa: E402
-from melody.plot import plot_melody  # noqa: E402
-from melody.readers import read_f0  # noqa: E402
+from vocal_melody import features
+from vocal_melody.cli import argtypes
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.formats.plot import plot_melody
+from vocal_melody.formats.readers import read_f0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Make the int8 model of a weights bundle (``<bundle>.int8/``), calibrated on training audio.
 
-    python scripts/quantize_weights.py                       # weights/melody_crnn.npz, data/synth train split
+    python scripts/quantize_weights.py                       # the shipped weights, data/synth train split
     python scripts/quantize_weights.py -w runs/ns/iter1/best.npz --calibration data/synth/manifest.csv
 
 ``melodyExtraction_NS.py`` then uses it by default (``--engine auto``) while it
@@ -13,21 +13,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from vocal_melody import features
+from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.cli.argtypes import positive_int
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.errors import MelodyError
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-import featureExtraction as features  # noqa: E402
-from melody.errors import MelodyError, OneLineParser, run_cli  # noqa: E402
-from melody.argtypes import positive_int  # noqa: E402
 
 DEFAULT_WINDOWS = 600
 
 
 def calibration_windows(manifest: Path, split: str, n_windows: int, bundle, seed: int = 0) -> list[np.ndarray]:
     """``n_windows`` normalised windows (31, 513, 1) drawn evenly from the tracks of a manifest split."""
-    from melody.datasets import read_manifest
+    from vocal_melody.data.datasets import read_manifest
 
     tracks = read_manifest(manifest, splits=(split,))
     if not tracks:
@@ -48,15 +49,15 @@ def calibration_windows(manifest: Path, split: str, n_windows: int, bundle, seed
 
 def main(argv=None) -> int:
     parser = OneLineParser(prog="quantize_weights.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-w", "--weights", default=str(ROOT / "weights" / "melody_crnn.npz"))
+    parser.add_argument("-w", "--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--calibration", default=str(ROOT / "data" / "synth" / "manifest.csv"),
                         help="a synth_testset.py compose manifest (its training split is used)")
     parser.add_argument("--split", default="train")
     parser.add_argument("--windows", type=positive_int, default=DEFAULT_WINDOWS, help="calibration windows")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    from melody.bundle import read_bundle
-    from melody.quantize import quantize_bundle
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.inference.quantize import quantize_bundle
 
     bundle = read_bundle(args.weights, expected_features=features.FEATURE_DEFINITION)
     manifest = Path(args.calibration)

@@ -8,7 +8,7 @@ For every track of ``data/music/inventory.csv`` it writes the model's voicing
 sheet per package (``OUT/sheets/PACKAGE_N.png``): per track the voicing curve
 over the whole track and spectrograms of the three most voiced 4 s
 stretches (0-2 kHz), where a voice would show curved harmonics, vibrato and formant sweeps.
-The decisions themselves go, by hand, into ``melody/music_screening.csv``
+The decisions themselves go, by hand, into ``vocal_melody/data/music_screening.csv``
 (track, decision, reason); ``--missing`` lists the tracks still without one, and
 ``--list voice --split train`` the audio paths of the training packages' tracks with singing (the
 Noisy Student's unlabeled real vocal music).
@@ -21,13 +21,17 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from melody.errors import OneLineParser, run_cli  # noqa: E402
-from melody.fileio import ensure_output_dir, write_text_atomic  # noqa: E402
-from melody.music_pool import DECISIONS, read_inventory, read_screening, split_of  # noqa: E402
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.data.music_pool import (
+    DECISIONS,
+    read_inventory,
+    read_screening,
+    split_of,
+)
+from vocal_melody.fileio import ensure_output_dir, write_text_atomic
 
 FIELDS = ("track", "minutes", "voiced", "voiced_peak_10s", "peaks_s")
 ROWS_PER_SHEET = 8
@@ -38,7 +42,7 @@ ZOOM_HZ = 2000
 
 def voicing_of(extractor, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame voicing decision and confidence of the model (its tuned threshold)."""
-    from melodyExtraction_NS import extract_melody
+    from vocal_melody.inference.extractor import extract_melody
 
     _, f0, confidence = extract_melody(path, extractor=extractor)
     return f0 > 0, confidence
@@ -67,7 +71,7 @@ def contact_sheet(rows: list[dict], curves: dict[str, np.ndarray], path: Path, t
     import matplotlib.pyplot as plt
     from scipy.signal import stft
 
-    from melody.audio import load_audio
+    from vocal_melody.audio import load_audio
 
     figure, axes = plt.subplots(len(rows), 4, figsize=(16, 2.1 * len(rows)), dpi=60,
                                 gridspec_kw={"width_ratios": [2, 1, 1, 1]}, squeeze=False)
@@ -97,6 +101,47 @@ def contact_sheet(rows: list[dict], curves: dict[str, np.ndarray], path: Path, t
     plt.close(figure)
 
 
+def measure_voicing(inventory: list[dict], output: Path, weights: str | None) -> tuple[dict, dict]:
+    """Each track's voicing curve and summary row (kept across runs in ``voicing.csv`` and ``curves/``)."""
+    from tqdm import tqdm
+
+    from vocal_melody.inference.extractor import DEFAULT_WEIGHTS, MelodyExtractor
+
+    curves_dir = ensure_output_dir(output / "curves")
+    table = output / "voicing.csv"
+    done = {r["track"]: r for r in csv.DictReader(open(table))} if table.exists() else {}
+    extractor = MelodyExtractor(weights or DEFAULT_WEIGHTS)
+    curves = {}
+    for row in tqdm(inventory, desc="tracks", unit="track", file=sys.stderr):
+        curve_path = curves_dir / (row["track"].replace("/", "__") + ".npy")
+        if row["track"] not in done or not curve_path.exists():
+            voiced, _ = voicing_of(extractor, row["path"])
+            np.save(curve_path, voiced)
+            done[row["track"]] = {
+                "track": row["track"], "minutes": row["minutes"], "voiced": f"{voiced.mean():.4f}",
+                "voiced_peak_10s": f"{max(np.convolve(voiced, np.ones(1000), 'valid').max() / 1000, 0):.4f}"
+                if len(voiced) > 1000 else f"{voiced.mean():.4f}",
+                "peaks_s": ";".join(str(s // 100) for s in peaks(voiced, int(ZOOM_S * 100)))}
+            lines = [",".join(FIELDS)] + [",".join(str(r[f]) for f in FIELDS) for r in done.values()]
+            write_text_atomic(table, "\n".join(lines) + "\n")
+        curves[row["track"]] = np.load(curve_path)
+    return done, curves
+
+
+def write_sheets(inventory: list[dict], done: dict, curves: dict, sheets: Path) -> None:
+    """Contact sheets per package, ``ROWS_PER_SHEET`` tracks each."""
+    from tqdm import tqdm
+
+    by_package: dict[str, list[dict]] = {}
+    for row in inventory:
+        by_package.setdefault(row["package"], []).append({**done[row["track"]], "path": row["path"]})
+    for package, rows in tqdm(by_package.items(), desc="sheets", file=sys.stderr):
+        for first in range(0, len(rows), ROWS_PER_SHEET):
+            part = rows[first:first + ROWS_PER_SHEET]
+            contact_sheet(part, curves, sheets / f"{package}_{first // ROWS_PER_SHEET + 1}.png",
+                          f"{package} ({first + 1}-{first + len(part)} of {len(rows)})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pool", help="the fetched music folder (with inventory.csv)")
@@ -120,40 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [r["track"] for r in inventory if r["track"] not in decided]
         print("\n".join(missing) if missing else "every track has a decision")
         return 1 if missing else 0
-    from tqdm import tqdm
-
-    from melodyExtraction_NS import DEFAULT_WEIGHTS, MelodyExtractor
-
     output = ensure_output_dir(args.output_dir)
-    curves_dir = ensure_output_dir(output / "curves")
-    table = output / "voicing.csv"
-    done = {r["track"]: r for r in csv.DictReader(open(table))} if table.exists() else {}
-    extractor = MelodyExtractor(args.weights or DEFAULT_WEIGHTS)
-    curves = {}
-    for row in tqdm(inventory, desc="tracks", unit="track", file=sys.stderr):
-        curve_path = curves_dir / (row["track"].replace("/", "__") + ".npy")
-        if row["track"] not in done or not curve_path.exists():
-            voiced, _ = voicing_of(extractor, row["path"])
-            np.save(curve_path, voiced)
-            done[row["track"]] = {
-                "track": row["track"], "minutes": row["minutes"], "voiced": f"{voiced.mean():.4f}",
-                "voiced_peak_10s": f"{max(np.convolve(voiced, np.ones(1000), 'valid').max() / 1000, 0):.4f}"
-                if len(voiced) > 1000 else f"{voiced.mean():.4f}",
-                "peaks_s": ";".join(str(s // 100) for s in peaks(voiced, int(ZOOM_S * 100)))}
-            lines = [",".join(FIELDS)] + [",".join(str(r[f]) for f in FIELDS) for r in done.values()]
-            write_text_atomic(table, "\n".join(lines) + "\n")
-        curves[row["track"]] = np.load(curve_path)
+    done, curves = measure_voicing(inventory, output, args.weights)
     if not args.no_sheets:
-        sheets = ensure_output_dir(output / "sheets")
-        by_package: dict[str, list[dict]] = {}
-        for row in inventory:
-            by_package.setdefault(row["package"], []).append({**done[row["track"]], "path": row["path"]})
-        for package, rows in tqdm(by_package.items(), desc="sheets", file=sys.stderr):
-            for first in range(0, len(rows), ROWS_PER_SHEET):
-                part = rows[first:first + ROWS_PER_SHEET]
-                contact_sheet(part, curves, sheets / f"{package}_{first // ROWS_PER_SHEET + 1}.png",
-                              f"{package} ({first + 1}-{first + len(part)} of {len(rows)})")
-    print(f"voicing of {len(done)} tracks in {table}", file=sys.stderr)
+        write_sheets(inventory, done, curves, ensure_output_dir(output / "sheets"))
+    print(f"voicing of {len(done)} tracks in {output / 'voicing.csv'}", file=sys.stderr)
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the shipped weights (weights/melody_crnn.npz), step by step.
+# The recipe of the shipped weights (vocal_melody/weights/melody_crnn.npz), step by step.
 # Steps 1-3 made the previous model (Noisy Student iteration 1, commit 6805111); POOL=1 runs step 0,
 # which made the current one from it: a Noisy Student iteration whose labeled data has real
 # instrumental music from the Debian music pool (step 0 below).
@@ -58,8 +58,8 @@ fi
 #    or from scratch when there is none (FROM_SCRATCH=1 forces it).
 if [ -f runs/teacher/last.npz ]; then
     START=--resume
-elif [ -f weights/checkpoints/teacher_last.npz ] && [ "${FROM_SCRATCH:-0}" != 1 ]; then
-    START="--init weights/checkpoints/teacher_last.npz"
+elif [ -f vocal_melody/weights/checkpoints/teacher_last.npz ] && [ "${FROM_SCRATCH:-0}" != 1 ]; then
+    START="--init vocal_melody/weights/checkpoints/teacher_last.npz"
 else
     START=
 fi
@@ -72,7 +72,7 @@ fi
 
 # 3. Noisy Student iterations from the teacher (TEACHER=... to start from other weights, e.g. the
 #    shipped teacher: git show 3d96f97:weights/melody_crnn.npz > teacher.npz; or the next iteration
-#    from the shipped student: TEACHER=weights/melody_crnn.npz NS_RUN_DIR=runs/ns2). The student starts
+#    from the shipped student: TEACHER=vocal_melody/weights/melody_crnn.npz NS_RUN_DIR=runs/ns2). The student starts
 #    from its teacher's weights, so it is fine-tuned at a third of the teacher's learning rate.
 TEACHER=${TEACHER:-runs/teacher/best.npz}
 NS_RUN_DIR=${NS_RUN_DIR:-runs/ns}
@@ -88,7 +88,7 @@ if [ "$FINISHED" -lt "$NS_ITERATIONS" ]; then
 fi
 cat "$NS_RUN_DIR/iterations.csv"
 # The test sets measure the choice; they do not make it (validation OA does).
-echo "done: copy the best.npz of the iteration with the best validation OA above to weights/melody_crnn.npz"
+echo "done: copy the best.npz of the iteration with the best validation OA above to vocal_melody/weights/melody_crnn.npz"
 echo "if it beats the shipped model's validation OA, make its int8 model: $PY scripts/quantize_weights.py"
 echo "(calibrated on data/synth's train split), and measure it: $PY bench/accuracy.py --compare-engines"
 

@@ -10,13 +10,12 @@ The trainers do this by themselves for the bundles they write.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vocal_melody.cache import DEFAULT_CACHE_ROOT
+from vocal_melody.cli.common import OneLineParser, run_cli
 
-from melody.errors import OneLineParser, run_cli  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
@@ -24,15 +23,16 @@ def main(argv=None) -> int:
     parser.add_argument("bundle")
     parser.add_argument("--val", required=True, help="manifest (its --val-split) or folder of labeled audio")
     parser.add_argument("--val-split", default="val")
-    parser.add_argument("--cache-dir", default="cache/features")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT))
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    from melody.datasets import FeatureCache
-    from melody.trainer_cli import labeled_tracks
-    from melody.training import load_frame_data, tune_voicing
+    from vocal_melody.cli.training_options import labeled_tracks
+    from vocal_melody.data.datasets import FeatureCache
+    from vocal_melody.training.frames import load_frame_data
+    from vocal_melody.training.voicing import tune_voicing
 
     tracks = labeled_tracks(args.val, args.val_split, "f0")
-    data = load_frame_data(tracks, FeatureCache(args.cache_dir), progress=False)
+    data = load_frame_data(tracks, FeatureCache.under(args.cache_dir), progress=False)
     decoding = tune_voicing(Path(args.bundle), data)
     print(f"{args.bundle}: voicing threshold {decoding['voicing_threshold']} "
           f"(validation OA {decoding['val_OA_tuned']:.4f}; argmax rule {decoding['val_OA_argmax']:.4f})")

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 TINY_MODEL = {"filters": [4, 4, 4, 4], "lstm_units": 4}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_folder(tmp_path_factory):
+    """Converted models go to the user's cache folder: one for the session, not the real home."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
 
 
 def harmonic_tone(f0: float, seconds: float, rate: int, n_harmonics: int = 6,
@@ -29,20 +33,10 @@ def harmonic_tone(f0: float, seconds: float, rate: int, n_harmonics: int = 6,
 
 
 def save_random_bundle(path: Path, model_args: dict | None = None, seed: int = 0) -> Path:
-    """A weights bundle with randomly initialised weights (the CLI cannot tell the difference)."""
-    import keras
+    """A weights bundle with randomly initialised weights (tiny unless ``model_args`` says otherwise)."""
+    from vocal_melody.model import save_random_bundle as save
 
-    import featureExtraction as features
-    from melody.bundle import save_bundle
-    from model import build_model
-
-    keras.utils.set_random_seed(seed)
-    args = dict(TINY_MODEL if model_args is None else model_args)
-    net = build_model(**args)
-    mean = np.full((features.WINDOW_FRAMES, features.N_BINS), -40.0, np.float32)
-    std = np.full_like(mean, 20.0)
-    return save_bundle(path, net.get_weights(), mean, std,
-                       {"model": args, "features": features.FEATURE_DEFINITION})
+    return save(path, dict(TINY_MODEL if model_args is None else model_args), seed)
 
 
 @pytest.fixture(scope="session")

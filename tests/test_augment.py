@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import augment
+from vocal_melody.data import augment
 
 RATE = 8000
 

@@ -6,14 +6,14 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile
-
-import evaluate
-import melodyExtraction_NS as extraction
-import synth_testset
-import train_student
-import train_teacher
 from conftest import harmonic_tone, make_tone_corpus, save_random_bundle, write_wav
-from melody.errors import MelodyError, run_cli
+
+from vocal_melody.cli import evaluate, train_teacher
+from vocal_melody.cli import extract as extract_cli
+from vocal_melody.cli import synth as synth_cli
+from vocal_melody.cli import train_student as student_cli
+from vocal_melody.cli.common import run_cli
+from vocal_melody.errors import MelodyError
 
 
 def run(main, argv, capsys):
@@ -94,7 +94,7 @@ def bundle(tmp_path_factory):
 @pytest.mark.parametrize("kind", sorted(BAD_AUDIO))
 def test_extraction_bad_audio(kind, tmp_path, bundle, capsys):
     path = bad_audio(kind, tmp_path)
-    code, err = run(extraction.main, ["-p", path, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", path, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
     assert_one_line_error(code, err, path.name, BAD_AUDIO[kind])
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -114,7 +114,7 @@ def test_extraction_valid_edge_cases(kind, frames, tmp_path, bundle, capsys):
         full = _mp3(tmp_path, 2.0)
         path = tmp_path / "cut.mp3"
         path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    code, err = run(extraction.main, ["-p", path, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", path, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
     assert code == 0, err
     lines = (tmp_path / "out" / f"pitch_{path.name}.txt").read_text().splitlines()
     if frames is not None:
@@ -148,26 +148,26 @@ def test_extraction_bad_environment(case, message, tmp_path, bundle, capsys):
     elif case == "output-is-a-file":
         output = tmp_path / "file"
         output.write_text("x")
-    code, err = run(extraction.main, ["-p", wav, "-o", output, "-w", weights], capsys)
+    code, err = run(extract_cli.main, ["-p", wav, "-o", output, "-w", weights], capsys)
     assert_one_line_error(code, err, message)
 
 
 def test_extraction_full_disk_leaves_no_partial_file(tmp_path, bundle, capsys, monkeypatch):
-    import melody.fileio as fileio
+    from vocal_melody import fileio
 
     def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(fileio.os, "fsync", no_space)
     wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
-    code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
     assert_one_line_error(code, err, "pitch_a.wav.txt", "No space left on device")
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_extraction_unknown_option_value(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        extraction.main(["-p", str(tmp_path), "--engine", "cuda"])
+        extract_cli.main(["-p", str(tmp_path), "--engine", "cuda"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
@@ -178,7 +178,7 @@ def test_batch_of_20_with_2_corrupt_files(tmp_path, bundle, capsys):
         write_wav(folder / f"song{index:02d}.wav", harmonic_tone(150 + 10 * index, 0.2, 8000), 8000)
     (folder / "broken1.wav").write_text("not audio at all " * 20)
     (folder / "broken2.mp3").write_bytes(b"ID3" + bytes(300))
-    code, err = run(extraction.main, ["-p", folder, "-o", tmp_path / "out", "-w", bundle], capsys)
+    code, err = run(extract_cli.main, ["-p", folder, "-o", tmp_path / "out", "-w", bundle], capsys)
     assert code == 1
     assert len(list((tmp_path / "out").glob("pitch_*.txt"))) == 18
     assert "broken1.wav" in err and "broken2.mp3" in err
@@ -252,7 +252,7 @@ def test_evaluate_bad_situations(case, message, tmp_path, capsys):
 @pytest.mark.parametrize("kind", ["missing", "text-named-wav", "zero-bytes", "zero-samples", "nan-samples", "1-hz"])
 def test_anasyn_bad_vocal(kind, tmp_path, capsys):
     path = bad_audio(kind, tmp_path)
-    code, err = run(synth_testset.main, ["anasyn", "--vocal", path, "-o", tmp_path / "out"], capsys)
+    code, err = run(synth_cli.main, ["anasyn", "--vocal", path, "-o", tmp_path / "out"], capsys)
     assert_one_line_error(code, err, path.name, BAD_AUDIO[kind])
 
 
@@ -298,7 +298,7 @@ def test_synth_bad_situations(case, message, tmp_path, capsys):
             accompaniment = tmp_path / "nowhere"
         argv = ["compose", "--voices", voices, "--accompaniment", accompaniment, "-o", tmp_path / "out",
                 "--minutes", "0.1", "--workers", "1", "-q"]
-    code, err = run(synth_testset.main, argv, capsys)
+    code, err = run(synth_cli.main, argv, capsys)
     assert_one_line_error(code, err, message)
 
 
@@ -336,7 +336,8 @@ def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
     elif case == "not-a-manifest":
         manifest = _ref(tmp_path, "a,b\n1,2\n", "m.csv")
     elif case == "missing-audio":
-        manifest = _ref(tmp_path, f"id,split,audio,label\nx,train,{tmp_path}/gone.wav,{corpus.parent}/train/train_0.f0.txt\n"
+        manifest = _ref(tmp_path, "id,split,audio,label\n"
+                        f"x,train,{tmp_path}/gone.wav,{corpus.parent}/train/train_0.f0.txt\n"
                                   f"y,val,{corpus.parent}/val/val_0.wav,{corpus.parent}/val/val_0.f0.txt\n", "m.csv")
     elif case == "bad-label-columns":
         label = _ref(tmp_path, "0.00 0 1\n", "bad.f0.txt")
@@ -435,35 +436,35 @@ def test_student_bad_situations(case, message, tmp_path, corpus, capsys):
         argv += ["--setup", "mean-teacher"]
     elif case == "zero-k":
         argv += ["--k", "0"]
-    code, err = run(train_student.main, argv, capsys)
+    code, err = run(student_cli.main, argv, capsys)
     assert_one_line_error(code, err, message)
 
 
 # ----------------------------------------------------------------------------- numeric options, every CLI
 
 NUMERIC_CASES = [
-    (extraction.main, ["-p", "x.wav", "--batch-size", "0"]),
-    (extraction.main, ["-p", "x.wav", "--batch-size", "100000"]),
-    (extraction.main, ["-p", "x.wav", "--median-filter", "4"]),
-    (extraction.main, ["-p", "x.wav", "--voicing-threshold", "nan"]),
-    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--ratio-db", "nan"]),
-    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--ratio-db", "inf"]),
-    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--transpose", "60"]),
-    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--sample-rate", "100"]),
-    (synth_testset.main, ["anasyn", "--vocal", "v.wav", "--sample-rate", "8000"]),
-    (synth_testset.main, ["compose", "--minutes", "inf"]),
-    (synth_testset.main, ["compose", "--minutes", "0"]),
-    (synth_testset.main, ["compose", "--sample-rate", "100"]),
-    (synth_testset.main, ["compose", "--workers", "0"]),
-    (synth_testset.main, ["compose", "--instrumental-share", "1.5"]),
-    (synth_testset.main, ["compose", "--seed", "-1"]),
+    (extract_cli.main, ["-p", "x.wav", "--batch-size", "0"]),
+    (extract_cli.main, ["-p", "x.wav", "--batch-size", "100000"]),
+    (extract_cli.main, ["-p", "x.wav", "--median-filter", "4"]),
+    (extract_cli.main, ["-p", "x.wav", "--voicing-threshold", "nan"]),
+    (synth_cli.main, ["anasyn", "--vocal", "v.wav", "--ratio-db", "nan"]),
+    (synth_cli.main, ["anasyn", "--vocal", "v.wav", "--ratio-db", "inf"]),
+    (synth_cli.main, ["anasyn", "--vocal", "v.wav", "--transpose", "60"]),
+    (synth_cli.main, ["anasyn", "--vocal", "v.wav", "--sample-rate", "100"]),
+    (synth_cli.main, ["anasyn", "--vocal", "v.wav", "--sample-rate", "8000"]),
+    (synth_cli.main, ["compose", "--minutes", "inf"]),
+    (synth_cli.main, ["compose", "--minutes", "0"]),
+    (synth_cli.main, ["compose", "--sample-rate", "100"]),
+    (synth_cli.main, ["compose", "--workers", "0"]),
+    (synth_cli.main, ["compose", "--instrumental-share", "1.5"]),
+    (synth_cli.main, ["compose", "--seed", "-1"]),
     (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--sigma", "nan"]),
     (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--batch-size", "100000"]),
     (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--lr", "-1"]),
     (train_teacher.main, ["--train", "m.csv", "--run-dir", "r", "--max-minutes", "nan"]),
-    (train_student.main, ["--teacher", "t.npz", "--run-dir", "r", "--unlabeled-weight", "nan"]),
-    (train_student.main, ["--teacher", "t.npz", "--run-dir", "r", "--unlabeled-weight", "-5"]),
-    (train_student.main, ["--teacher", "t.npz", "--run-dir", "r", "--iterations", "0"]),
+    (student_cli.main, ["--teacher", "t.npz", "--run-dir", "r", "--unlabeled-weight", "nan"]),
+    (student_cli.main, ["--teacher", "t.npz", "--run-dir", "r", "--unlabeled-weight", "-5"]),
+    (student_cli.main, ["--teacher", "t.npz", "--run-dir", "r", "--iterations", "0"]),
 ]
 
 
@@ -477,14 +478,14 @@ def test_numeric_options_are_checked_before_any_work(main, argv, tmp_path, capsy
 
 
 def test_nan_weights_are_refused_at_load(tmp_path, bundle, capsys):
-    from melody.bundle import read_bundle, save_bundle
+    from vocal_melody.bundle import read_bundle, save_bundle
 
     good = read_bundle(bundle)
     weights = [w.copy() for w in good.weights]
     weights[3][...] = np.nan
     broken = save_bundle(tmp_path / "nan.npz", weights, good.mean, good.std, good.config)
     wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
-    code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", broken, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", wav, "-o", tmp_path / "out", "-w", broken, "-q"], capsys)
     assert_one_line_error(code, err, "nan.npz", "NaN or infinite")
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
@@ -501,7 +502,7 @@ def test_evaluate_never_overwrites_an_input_with_its_table(tmp_path, capsys):
 
 
 def test_anasyn_name_cannot_leave_the_output_folder(tmp_path, capsys):
-    code, err = run(synth_testset.main, ["anasyn", "--vocal", tmp_path / "v.wav", "--name", "../escaped",
+    code, err = run(synth_cli.main, ["anasyn", "--vocal", tmp_path / "v.wav", "--name", "../escaped",
                                          "-o", tmp_path / "out"], capsys)
     assert_one_line_error(code, err, "--name", "without folders")
     assert not (tmp_path / "out").exists() and not (tmp_path / "escaped_mix.wav").exists()
@@ -526,7 +527,7 @@ def test_teacher_output_is_checked_before_training(tmp_path, corpus, capsys):
 def test_a_gpu_that_is_not_there_is_one_line(gpu, message, tmp_path, bundle, capsys, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.3, 8000), 8000)
-    code, err = run(extraction.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-gpu", gpu, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", wav, "-o", tmp_path / "out", "-w", bundle, "-gpu", gpu, "-q"], capsys)
     assert code != 0 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
@@ -535,7 +536,7 @@ def test_a_truncated_wav_is_used_as_far_as_it_goes_with_a_warning(tmp_path, bund
     full = write_wav(tmp_path / "full.wav", harmonic_tone(220, 2.0, 8000), 8000)
     cut = tmp_path / "cut.wav"
     cut.write_bytes(full.read_bytes()[:44 + 2 * 8000])  # header for 2 s, 1 s of samples
-    code, err = run(extraction.main, ["-p", cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
     assert code == 0 and "Traceback" not in err
     assert "warning: " + str(cut) + ": truncated file: its header promises 2.00 s, it holds 1.00 s" in err
     lines = (tmp_path / "out" / "pitch_cut.wav.txt").read_text().splitlines()
@@ -562,7 +563,7 @@ def test_training_labels_must_fit_their_audio(label, message, tmp_path, capsys):
 
 
 def test_manifest_with_a_byte_order_mark_and_a_row_without_label(tmp_path, corpus):
-    from melody.datasets import read_manifest
+    from vocal_melody.data.datasets import read_manifest
 
     text = corpus.read_text()
     bom = corpus.parent / "bom.csv"
@@ -578,7 +579,7 @@ def test_manifest_with_a_byte_order_mark_and_a_row_without_label(tmp_path, corpu
 
 
 def test_student_resume_without_a_run_is_one_line(tmp_path, bundle, corpus, capsys):
-    code, err = run(train_student.main, ["--teacher", bundle, "--labeled", corpus, "--unlabeled", corpus.parent,
+    code, err = run(student_cli.main, ["--teacher", bundle, "--labeled", corpus, "--unlabeled", corpus.parent,
                                          "--run-dir", tmp_path / "run", "--resume", "-q"], capsys)
     assert_one_line_error(code, err, "nothing to resume")
 
@@ -586,24 +587,24 @@ def test_student_resume_without_a_run_is_one_line(tmp_path, bundle, corpus, caps
 @pytest.mark.parametrize("output, message", [("noext", "sound-file extension"), ("out.xyz", "sound-file extension"),
                                              ("in.wav", "would overwrite the input")])
 def test_augment_output_is_checked_before_work(output, message, tmp_path, capsys):
-    import augment
+    from vocal_melody.cli import augment as augment_cli
 
     source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 16000), 16000)
     before = source.read_bytes()
-    code, err = run(augment.main, [source, tmp_path / output], capsys)
+    code, err = run(augment_cli.main, [source, tmp_path / output], capsys)
     assert_one_line_error(code, err, message)
     assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 
 def test_weights_that_do_not_fit_their_model_fail_once_before_any_file(tmp_path, bundle, capsys):
-    from melody.bundle import read_bundle, save_bundle
+    from vocal_melody.bundle import read_bundle, save_bundle
 
     good = read_bundle(bundle)
     config = dict(good.config, model={"filters": [8, 8, 8, 8], "lstm_units": 4})
     broken = save_bundle(tmp_path / "mismatch.npz", good.weights, good.mean, good.std, config)
     silent = write_wav(tmp_path / "silent.wav", np.zeros(8000, np.float32), 8000)
     tone = write_wav(tmp_path / "tone.wav", harmonic_tone(220, 0.3, 8000), 8000)
-    code, err = run(extraction.main, ["-p", silent, tone, "-o", tmp_path / "out", "-w", broken, "--engine", "tf",
+    code, err = run(extract_cli.main, ["-p", silent, tone, "-o", tmp_path / "out", "-w", broken, "--engine", "tf",
                                       "-q"], capsys)
     assert_one_line_error(code, err, "mismatch.npz", "do not fit")
     assert err.count("error:") == 1
@@ -612,7 +613,7 @@ def test_weights_that_do_not_fit_their_model_fail_once_before_any_file(tmp_path,
 
 def test_an_empty_shard_says_so(tmp_path, bundle, capsys):
     files = [write_wav(tmp_path / f"u{i}.wav", harmonic_tone(220, 0.3, 8000), 8000) for i in range(2)]
-    code, err = run(train_student.main, ["--teacher", bundle, "--unlabeled", *files, "--run-dir", tmp_path / "r",
+    code, err = run(student_cli.main, ["--teacher", bundle, "--unlabeled", *files, "--run-dir", tmp_path / "r",
                                          "--prepare-only", "--shard", "3/4", "-q"], capsys)
     assert_one_line_error(code, err, "holds no unlabeled file", "fewer files than shards")
 
@@ -620,7 +621,7 @@ def test_an_empty_shard_says_so(tmp_path, bundle, capsys):
 @pytest.mark.parametrize("cli", ["anasyn", "augment"])
 def test_a_failed_sound_write_names_the_file(cli, tmp_path, capsys, monkeypatch):
     """libsndfile reports a full disk only as "System error."; the file and the free space must show."""
-    import augment
+    from vocal_melody.cli import augment as augment_cli
 
     def full_disk(*args, **kwargs):
         raise soundfile.LibsndfileError(2, "Error writing: ")
@@ -628,10 +629,10 @@ def test_a_failed_sound_write_names_the_file(cli, tmp_path, capsys, monkeypatch)
     source = write_wav(tmp_path / "v.wav", harmonic_tone(220, 1.0, 22050) * np.hanning(22050), 22050)
     monkeypatch.setattr(soundfile, "write", full_disk)
     if cli == "anasyn":
-        code, err = run(synth_testset.main, ["anasyn", "--vocal", source, "-o", tmp_path / "out"], capsys)
+        code, err = run(synth_cli.main, ["anasyn", "--vocal", source, "-o", tmp_path / "out"], capsys)
         name = "v_mix.wav"
     else:
-        code, err = run(augment.main, [source, tmp_path / "aug.wav"], capsys)
+        code, err = run(augment_cli.main, [source, tmp_path / "aug.wav"], capsys)
         name = "aug.wav"
     assert_one_line_error(code, err, f"cannot write {tmp_path / ('out' if cli == 'anasyn' else '')}".rstrip("/"),
                           name, "System error", "MB free")
@@ -644,7 +645,7 @@ def test_a_cut_ogg_is_used_as_far_as_it_goes_with_a_warning(tmp_path, bundle, ca
     soundfile.write(str(full), noisy.astype(np.float32), 16000, format="OGG")
     cut = tmp_path / "cut.ogg"
     cut.write_bytes(full.read_bytes()[:full.stat().st_size * 6 // 10])
-    code, err = run(extraction.main, ["-p", full, cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
+    code, err = run(extract_cli.main, ["-p", full, cut, "-o", tmp_path / "out", "-w", bundle, "-q"], capsys)
     assert code == 0 and "Traceback" not in err
     assert err.count("warning:") == 1 and "cut.ogg: truncated file: the Ogg stream ends without its last page" in err
 
@@ -657,10 +658,10 @@ AUGMENT_AUDIO = {**{k: v for k, v in BAD_AUDIO.items() if k != "folder-without-a
 
 @pytest.mark.parametrize("kind", sorted(AUGMENT_AUDIO))
 def test_augment_bad_input_audio(kind, tmp_path, capsys):
-    import augment
+    from vocal_melody.cli import augment as augment_cli
 
     source = bad_audio(kind, tmp_path)
-    code, err = run(augment.main, [source, tmp_path / "out.wav"], capsys)
+    code, err = run(augment_cli.main, [source, tmp_path / "out.wav"], capsys)
     assert_one_line_error(code, err, AUGMENT_AUDIO[kind])
     assert not (tmp_path / "out.wav").exists()
 
@@ -670,7 +671,7 @@ def test_augment_bad_input_audio(kind, tmp_path, capsys):
     ("output-is-a-folder", "is a folder"), ("unknown-option", "unrecognized arguments"),
     ("low-rate", "too low"), ("rate-below-the-effects", "too low for these effects")])
 def test_augment_bad_situations(case, message, tmp_path, capsys):
-    import augment
+    from vocal_melody.cli import augment as augment_cli
 
     source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 16000), 16000)
     output, extra = tmp_path / "out.wav", []
@@ -689,7 +690,7 @@ def test_augment_bad_situations(case, message, tmp_path, capsys):
         source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 2000), 2000)
     elif case == "rate-below-the-effects":  # sox failed on some chains at 4 kHz (a shelf above Nyquist)
         source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 4000), 4000)
-    code, err = run(augment.main, [source, output, *extra], capsys)
+    code, err = run(augment_cli.main, [source, output, *extra], capsys)
     assert code != 0 and "Traceback" not in err
     assert message in err, err
     assert not (tmp_path / "out.wav").exists()

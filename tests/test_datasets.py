@@ -1,11 +1,18 @@
 import numpy as np
 import pytest
-
 from conftest import harmonic_tone, write_wav
-from melody import labels
-from melody.datasets import (FeatureCache, frame_classes, pair_folder, read_label, read_manifest,
-                             to_frame_grid, unlabeled_folder)
-from melody.errors import MelodyError
+
+from vocal_melody import labels
+from vocal_melody.data.datasets import (
+    FeatureCache,
+    frame_classes,
+    pair_folder,
+    read_label,
+    read_manifest,
+    to_frame_grid,
+    unlabeled_folder,
+)
+from vocal_melody.errors import MelodyError
 
 
 def test_nearest_frame_grid_never_interpolates_through_gaps():
@@ -86,7 +93,7 @@ def test_frame_classes_pad_and_cut():
 
 
 def test_feature_cache_is_keyed_by_content_and_reused(tmp_path):
-    import featureExtraction as fe
+    from vocal_melody import features as fe
 
     wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.5, 8000), 8000)
     cache = FeatureCache(tmp_path / "cache")

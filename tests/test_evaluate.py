@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-import evaluate
-from melody.errors import MelodyError
-from melody.readers import read_f0
+from vocal_melody import evaluation
+from vocal_melody.cli import evaluate
+from vocal_melody.errors import MelodyError
+from vocal_melody.formats import tracks
+from vocal_melody.formats.readers import read_f0
 
 
 def hand_made_pair():
@@ -37,14 +39,14 @@ def write_pair(tmp_path, ref_name="song_MELODY2.csv", est_name="pitch_song.wav.t
 
 def test_metric_values_on_a_hand_made_pair(tmp_path):
     ref_path, est_path = write_pair(tmp_path)
-    [(key, scores)] = evaluate.evaluate_files(evaluate.match_files(ref_path, est_path))
+    [(key, scores)] = evaluation.evaluate_files(tracks.match_files(ref_path, est_path))
     assert key == "song"
     for name, value in EXPECTED.items():
         assert scores[name] == pytest.approx(value), name
 
 
 def test_perfect_estimate_scores_one(tmp_path):
-    from melody.metrics import melody_scores
+    from vocal_melody.evaluation import melody_scores
 
     times, ref, _ = hand_made_pair()
     scores = melody_scores(times, ref, times, ref * 2 ** (40 / 1200))  # 40 cents off: within 50
@@ -73,7 +75,7 @@ def test_folders_mean_and_csv(tmp_path, capsys):
     ("song_f0.csv", "song"), ("song.csv", "song"), ("pitch_my.song.mp3.csv", "my.song"),
 ])
 def test_track_keys(name, expected):
-    assert evaluate.track_key(name) == expected
+    assert tracks.track_key(name) == expected
 
 
 @pytest.mark.parametrize("text, message", [
@@ -102,7 +104,7 @@ def test_reads_headers_and_our_csv(tmp_path):
 def test_unmatched_folders_explain(tmp_path):
     write_pair(tmp_path, "a_MELODY2.csv", "pitch_zzz.wav.txt")
     with pytest.raises(MelodyError, match="names must match"):
-        evaluate.match_files(tmp_path / "ref", tmp_path / "est")
+        tracks.match_files(tmp_path / "ref", tmp_path / "est")
 
 
 def negative_f0_pair():
@@ -132,7 +134,7 @@ def test_negative_f0_scores_match_mir_eval_and_the_hand_count(tmp_path):
     ref_path, est_path = tmp_path / "songREF.txt", tmp_path / "pitch_song.wav.txt"
     ref_path.write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, ref)))
     est_path.write_text("".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, est)))
-    (_, scores), = evaluate.evaluate_files(evaluate.match_files(ref_path, est_path))
+    (_, scores), = evaluation.evaluate_files(tracks.match_files(ref_path, est_path))
     direct = mir_eval.melody.evaluate(times, ref, times, est)
     names = {"VR": "Voicing Recall", "VFA": "Voicing False Alarm", "RPA": "Raw Pitch Accuracy",
              "RCA": "Raw Chroma Accuracy", "OA": "Overall Accuracy"}
@@ -151,7 +153,7 @@ def test_a_compose_folder_with_metadata_beside_its_labels(tmp_path):
     (tmp_path / "test" / "test_00006.json").write_text('{"id": "test_00006", "split": "test"}')
     (tmp_path / "est" / "pitch_test_00006.flac.txt").write_text(
         "".join(f"{t:.2f} {f:.4f}\n" for t, f in zip(times, est)))
-    (key, scores), = evaluate.evaluate_files(evaluate.match_files(tmp_path / "test", tmp_path / "est"))
+    (key, scores), = evaluation.evaluate_files(tracks.match_files(tmp_path / "test", tmp_path / "est"))
     assert key == "test_00006" and scores == pytest.approx(EXPECTED, abs=1e-9)
 
 

@@ -2,11 +2,11 @@ import subprocess
 
 import numpy as np
 import pytest
-
-import featureExtraction as fe
 from conftest import harmonic_tone, write_wav
-from melody import labels
-from melody.errors import MelodyError
+
+from vocal_melody import features as fe
+from vocal_melody import labels
+from vocal_melody.errors import MelodyError
 
 BIN_HZ = fe.SAMPLE_RATE / fe.N_FFT
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from melody import labels
+from vocal_melody import labels
 
 
 def test_constants_match_the_paper():

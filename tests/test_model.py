@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL, save_random_bundle
-from melody.bundle import read_bundle
-from melody.errors import MelodyError
+
+from vocal_melody.bundle import read_bundle
+from vocal_melody.errors import MelodyError
 
 
 def test_paper_model_size_and_shapes():
-    from model import build_model
+    from vocal_melody.model import build_model
 
     net = build_model()
     assert net.count_params() == 4_228_602
@@ -16,7 +16,7 @@ def test_paper_model_size_and_shapes():
 
 
 def test_softmax_output_per_frame():
-    from model import build_model
+    from vocal_melody.model import build_model
 
     net = build_model(**TINY_MODEL)
     out = np.asarray(net(np.random.default_rng(0).standard_normal((2, 31, 513, 1)).astype(np.float32)))
@@ -25,7 +25,7 @@ def test_softmax_output_per_frame():
 
 
 def test_bundle_round_trip(tmp_path):
-    from model import model_from_bundle
+    from vocal_melody.model import model_from_bundle
 
     path = save_random_bundle(tmp_path / "w.npz")
     bundle = read_bundle(path)
@@ -64,7 +64,7 @@ def test_bundle_with_another_label_definition_is_refused(tmp_path):
 
 
 def test_weights_that_do_not_fit_the_architecture(tmp_path):
-    from model import model_from_bundle
+    from vocal_melody.model import model_from_bundle
 
     path = save_random_bundle(tmp_path / "w.npz")
     bundle = read_bundle(path)

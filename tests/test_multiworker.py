@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
-
 from conftest import ROOT, make_tone_corpus
-from melody.bundle import read_bundle
+
+from vocal_melody.bundle import read_bundle
 
 # plain SGD: Adam's first steps move every weight by about the learning rate whatever the gradient's
 # size, which would hide a wrongly scaled or wrongly shared gradient

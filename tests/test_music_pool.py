@@ -9,11 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 import soundfile
-
-import synth_testset as synth
 from conftest import ROOT, harmonic_tone
-from melody import music_pool
-from melody.errors import MelodyError
+
+from vocal_melody.data import music_pool
+from vocal_melody.errors import MelodyError
+from vocal_melody.synth import compose as synth
 
 RATE = 16000
 DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -142,7 +142,8 @@ def write_pool(folder, tracks, seconds=40.0):
 POOL_TRACKS = [("wesnoth-1.16-music", "march", "music", 110.0), ("nexuiz-music", "pads", "music", 130.0),
                ("wesnoth-1.16-music", "sung_hymn", "music", 196.0),
                ("fretsonfire-songs-muldjord", "song_guitar", "guitar", 330.0),
-               ("singularity-music", "strings", "music", 165.0), ("fretsonfire-songs-sectoid", "x_guitar", "guitar", 440.0),
+               ("singularity-music", "strings", "music", 165.0),
+               ("fretsonfire-songs-sectoid", "x_guitar", "guitar", 440.0),
                ("hyperrogue-music", "caves", "music", 123.0), ("asc-music", "frontiers", "music", 98.0)]
 
 

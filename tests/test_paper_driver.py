@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, make_tone_corpus, save_random_bundle
 
 OPTIONS = "--steps-per-epoch 1 --max-epochs 1 --batch-size 4 -q"

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, make_tone_corpus, save_random_bundle
 
 pytest.importorskip("openvino")
@@ -27,7 +26,7 @@ def quantized(tmp_path_factory):
 
 
 def test_quantized_model_is_written_beside_the_bundle_with_its_digest(quantized):
-    from melody.cache import file_digest
+    from vocal_melody.cache import file_digest
 
     folder = quantized.with_suffix(".int8")
     source = json.loads((folder / "source.json").read_text())
@@ -37,8 +36,8 @@ def test_quantized_model_is_written_beside_the_bundle_with_its_digest(quantized)
 
 
 def test_auto_uses_int8_and_stays_close_to_the_float32_reference(quantized):
-    from melody.bundle import read_bundle
-    from melody.engines import TFEngine, make_engine
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.inference.engines import TFEngine, make_engine
 
     bundle = read_bundle(quantized)
     engine = make_engine(bundle, "auto")
@@ -51,9 +50,9 @@ def test_auto_uses_int8_and_stays_close_to_the_float32_reference(quantized):
 
 
 def test_a_changed_bundle_does_not_use_a_stale_int8_model(quantized, tmp_path):
-    from melody.bundle import read_bundle
-    from melody.engines import make_engine
-    from melody.errors import MelodyError
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.errors import MelodyError
+    from vocal_melody.inference.engines import make_engine
 
     other = save_random_bundle(tmp_path / "tiny.npz", {"filters": [4, 4, 4, 4], "lstm_units": 4}, seed=1)
     shutil.copytree(quantized.with_suffix(".int8"), other.with_suffix(".int8"))  # made from another bundle
@@ -72,9 +71,9 @@ def test_quantize_script_errors_are_one_line(tmp_path):
 
 
 def test_auto_falls_back_to_the_float_model_when_the_int8_model_is_damaged(quantized, tmp_path):
-    from melody.bundle import read_bundle
-    from melody.engines import make_engine
-    from melody.errors import MelodyError
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.errors import MelodyError
+    from vocal_melody.inference.engines import make_engine
 
     bundle_path = tmp_path / "tiny.npz"
     shutil.copyfile(quantized, bundle_path)

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, harmonic_tone, save_random_bundle, write_wav
 
 ray = pytest.importorskip("ray")
@@ -101,8 +100,9 @@ def test_two_nodes_and_a_killed_worker_lose_no_output(songs, local_outputs, tmp_
 
 
 def test_without_ray_nothing_imports_it(songs, tmp_path):
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv = ['x', '-p', {str(songs / 'tone0.wav')!r}, "
-            f"'-o', {str(tmp_path)!r}, '-w', {WEIGHTS!r}, '-q']\nimport melodyExtraction_NS as m\nfrom melody.errors import run_cli\n"
+    code = (f"import sys; sys.argv = ['x', '-p', {str(songs / 'tone0.wav')!r}, "
+            f"'-o', {str(tmp_path)!r}, '-w', {WEIGHTS!r}, '-q']\nimport vocal_melody.cli.extract as m\n"
+            "from vocal_melody.cli.common import run_cli\n"
             "try:\n    run_cli(m.main)\nexcept SystemExit:\n    pass\nprint('ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=ENV)
     assert result.stdout.strip().endswith("False"), result.stdout + result.stderr

@@ -3,19 +3,18 @@
 import subprocess
 
 import pytest
-
 from conftest import ROOT
 
-WEIGHTS = ROOT / "weights" / "melody_crnn.npz"
+WEIGHTS = ROOT / "vocal_melody" / "weights" / "melody_crnn.npz"
 MIN_RPA = 0.85
 MIN_OA = 0.80
 
 
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
 def test_shipped_model_finds_the_demo_melody():
-    from melody.metrics import melody_scores
-    from melody.readers import read_f0
-    from melodyExtraction_NS import extract_melody
+    from vocal_melody.evaluation import melody_scores
+    from vocal_melody.formats.readers import read_f0
+    from vocal_melody.inference.extractor import extract_melody
 
     times, f0, confidence = extract_melody(ROOT / "audio" / "demo_song.wav")
     ref_times, ref_f0 = read_f0(ROOT / "audio" / "demo_song.f0.txt")
@@ -26,7 +25,7 @@ def test_shipped_model_finds_the_demo_melody():
 
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
 def test_shipped_bundle_is_the_paper_model_with_a_tuned_voicing_rule():
-    from melody.bundle import read_bundle
+    from vocal_melody.bundle import read_bundle
 
     bundle = read_bundle(WEIGHTS)
     assert bundle.model_args == {"filters": [64, 128, 192, 256], "lstm_units": 256}
@@ -35,8 +34,8 @@ def test_shipped_bundle_is_the_paper_model_with_a_tuned_voicing_rule():
 
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
 def test_shipped_int8_model_was_made_from_the_shipped_bundle():
-    from melody.bundle import read_bundle
-    from melody.quantize import int8_folder, matching_int8_model
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.inference.quantize import int8_folder, matching_int8_model
 
     if not int8_folder(WEIGHTS).exists():
         pytest.skip("no int8 model shipped")
@@ -56,8 +55,8 @@ def test_unvoiced_pitch_writes_negative_guesses_and_keeps_voiced_frames(tmp_path
 
     import numpy as np
 
-    from melody.metrics import melody_scores
-    from melody.readers import read_f0
+    from vocal_melody.evaluation import melody_scores
+    from vocal_melody.formats.readers import read_f0
 
     outputs = {}
     for name, extra in (("plain", []), ("mirex", ["--unvoiced-pitch"])):

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
-
-import featureExtraction as fe
-import melodyExtraction_NS as cli
 from conftest import harmonic_tone, write_wav
-from melody.audio import load_audio, stream_audio
+
+from vocal_melody import features as fe
+from vocal_melody.audio import load_audio, stream_audio
+from vocal_melody.inference import decoding
+from vocal_melody.inference import extractor as cli
 
 
 @pytest.mark.parametrize("n", [1, 700, 1025, 80 * 311 + 7])
@@ -37,17 +38,18 @@ def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle, he
     extractor = cli.MelodyExtractor(tiny_bundle, batch_size=3, engine="tf")  # chunks of 93 frames
     times, f0, confidence = cli.extract_melody(path, extractor=extractor, subbin=True)
     samples = fe.load_audio(path)
-    expected_f0, expected_confidence = cli.decode(extractor.activations(samples), subbin=True)
+    expected_f0, expected_confidence = decoding.decode(extractor.activations(samples), subbin=True)
     assert len(times) == fe.n_frames_for(samples.size) == 2371  # not a multiple of 93 nor of 31
     assert len(decodes) == (1 if held_seconds > 23.7 else 2)
     np.testing.assert_allclose(f0, expected_f0, rtol=1e-6)
     np.testing.assert_allclose(confidence, expected_confidence, atol=1e-6)
 
 
-def test_openvino_engine_matches_tensorflow(tiny_bundle):
+def test_openvino_engine_matches_tensorflow(tiny_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     pytest.importorskip("openvino")
-    from melody.bundle import read_bundle
-    from melody.engines import OpenVINOEngine, TFEngine
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.inference.engines import OpenVINOEngine, TFEngine
 
     bundle = read_bundle(tiny_bundle)
     windows = np.random.default_rng(1).standard_normal((5, 31, 513, 1)).astype(np.float32)
@@ -55,7 +57,7 @@ def test_openvino_engine_matches_tensorflow(tiny_bundle):
     fast = OpenVINOEngine(bundle)
     assert fast(windows).shape == (5, 31, 442)
     assert np.abs(fast(windows) - reference).max() < 2e-3
-    assert (tiny_bundle.parent / ".openvino").is_dir()  # cached next to the weights
+    assert list((tmp_path / "cache" / "vocal-melody" / "openvino").iterdir())  # the user's cache folder
 
 
 def test_fast_path_does_not_import_tensorflow_once_converted(tmp_path, tiny_bundle):
@@ -66,7 +68,7 @@ def test_fast_path_does_not_import_tensorflow_once_converted(tmp_path, tiny_bund
 
     pytest.importorskip("openvino")
     wav = write_wav(tmp_path / "a.wav", harmonic_tone(220, 0.5, 8000), 8000)
-    code = ("import sys; sys.path.insert(0, {root!r}); import melodyExtraction_NS as m; "
+    code = ("import sys; import vocal_melody as m; "
             "m.extract_melody({wav!r}, weights={weights!r}); print('tensorflow' in sys.modules)")
     command = [sys.executable, "-c", code.format(root=str(ROOT), wav=str(wav), weights=str(tiny_bundle))]
     first = subprocess.run(command, capture_output=True, text=True, timeout=300)  # converts and caches

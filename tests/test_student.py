@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, make_tone_corpus, save_random_bundle
 
 TINY = ["--batch-size", "4", "--steps-per-epoch", "2", "--max-epochs", "1", "-q"]
@@ -89,7 +88,7 @@ def test_bad_student_options(corpus, tmp_path):
 
 def test_time_budget_is_per_call_so_a_resumed_run_goes_on(corpus):
     """The recipe reruns the same command with the same --max-minutes until the student is done."""
-    from melody.bundle import read_bundle
+    from vocal_melody.bundle import read_bundle
 
     folder, manifest, teacher = corpus
     run = folder / "run_budget"

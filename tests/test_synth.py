@@ -3,14 +3,17 @@ import sys
 
 import numpy as np
 import pytest
-
-import synth_testset as synth
 from conftest import ROOT, SHARED_DATA, harmonic_tone, write_wav
-from melody import labels, world
-from melody.contours import Note, expressive_f0
-from melody.errors import MelodyError
-from melody.metrics import melody_scores
-from melody.readers import read_f0
+
+from vocal_melody import labels
+from vocal_melody.cli import synth as synth_cli
+from vocal_melody.errors import MelodyError
+from vocal_melody.evaluation import melody_scores
+from vocal_melody.formats.readers import read_f0
+from vocal_melody.synth import anasyn as anasyn_module
+from vocal_melody.synth import compose as synth
+from vocal_melody.synth import world
+from vocal_melody.synth.contours import Note, expressive_f0
 
 RATE = 16000
 
@@ -44,7 +47,7 @@ def test_expressive_f0_has_vibrato_in_range_and_silent_rests():
 def test_anasyn_label_is_exact_on_the_resynthesized_voice():
     vocal = sung_tone()
     accompaniment = harmonic_tone(110.0, 2.0, RATE, amplitude=0.1)
-    mix, resynth, label = synth.anasyn(vocal, accompaniment, RATE, ratio_db=3.0)
+    mix, resynth, label = anasyn_module.anasyn(vocal, accompaniment, RATE, ratio_db=3.0)
     assert len(mix) == len(vocal) and len(label) == 1 + (len(vocal) // 2) // 80
     check = world.analyse(resynth, RATE, gate=False)
     times = np.arange(len(label)) * 0.01
@@ -57,16 +60,16 @@ def test_anasyn_label_is_exact_on_the_resynthesized_voice():
 def test_anasyn_refuses_a_stem_without_voice():
     noise = (0.1 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
     with pytest.raises(MelodyError, match="no voice found"):
-        synth.anasyn(noise, None, RATE)
+        anasyn_module.anasyn(noise, None, RATE)
 
 
 def test_anasyn_cli_rejects_mismatched_lengths(tmp_path):
     write_wav(tmp_path / "v.wav", sung_tone(2.0), RATE)
     write_wav(tmp_path / "a.wav", harmonic_tone(110, 3.0, RATE), RATE)
     with pytest.raises(MelodyError, match="differ in length"):
-        synth.main(["anasyn", "--vocal", str(tmp_path / "v.wav"), "--accompaniment", str(tmp_path / "a.wav"),
+        synth_cli.main(["anasyn", "--vocal", str(tmp_path / "v.wav"), "--accompaniment", str(tmp_path / "a.wav"),
                     "-o", str(tmp_path / "out"), "--sample-rate", str(RATE)])
-    assert synth.main(["anasyn", "--vocal", str(tmp_path / "v.wav"), "--accompaniment", str(tmp_path / "a.wav"),
+    assert synth_cli.main(["anasyn", "--vocal", str(tmp_path / "v.wav"), "--accompaniment", str(tmp_path / "a.wav"),
                        "--loop-accompaniment", "-o", str(tmp_path / "out"), "--sample-rate", str(RATE)]) == 0
     lines = (tmp_path / "out" / "v.f0.txt").read_text().splitlines()
     assert len(lines) == 201 and lines[0] == "0.00 0.0000"
@@ -89,7 +92,7 @@ def test_compose_is_deterministic_and_writes_a_manifest(tmp_path):
         argv = ["compose", "--minutes", "0.4", "--seed", "5", "--workers", "1", "--voices", str(voices),
                 "--accompaniment", str(tmp_path / "acc"), "--cache-dir", str(tmp_path / "cache"),
                 "-o", str(tmp_path / run), "-q"]
-        assert synth.main(argv) == 0
+        assert synth_cli.main(argv) == 0
         outputs.append(tmp_path / run)
     manifest_a = (outputs[0] / "manifest.csv").read_text()
     assert manifest_a == (outputs[1] / "manifest.csv").read_text()
@@ -116,12 +119,12 @@ def test_compose_resumes_after_an_interruption(tmp_path):
     argv = ["compose", "--minutes", "0.6", "--seed", "1", "--workers", "1", "--voices", str(voices),
             "--accompaniment", str(tmp_path / "acc"), "--cache-dir", str(tmp_path / "cache"),
             "-o", str(tmp_path / "out"), "-q"]
-    assert synth.main(argv) == 0
+    assert synth_cli.main(argv) == 0
     items = sorted((tmp_path / "out").glob("*/*.json"))
     first_label = sorted((tmp_path / "out").rglob("*.f0.txt"))[0]
     stamp = first_label.stat().st_mtime_ns
     items[-1].unlink()  # as if killed before the last item finished
-    assert synth.main(argv) == 0
+    assert synth_cli.main(argv) == 0
     assert first_label.stat().st_mtime_ns == stamp  # finished items are not redone
     assert len(sorted((tmp_path / "out").glob("*/*.json"))) == len(items)
 
@@ -205,12 +208,12 @@ def test_compose_refuses_to_mix_two_corpora_in_one_folder(tmp_path, capsys):
     voices = _voice_folder(tmp_path / "voices")
     argv = ["compose", "--minutes", "0.3", "--workers", "1", "--voices", str(voices), "--accompaniment",
             str(tmp_path / "voices"), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "-q"]
-    assert synth.main(argv + ["--seed", "1"]) == 0
+    assert synth_cli.main(argv + ["--seed", "1"]) == 0
     manifest = (tmp_path / "out" / "manifest.csv").read_text()
     with pytest.raises(MelodyError, match="other settings \\(seed: 1\\)"):
-        synth.main(argv + ["--seed", "2"])
+        synth_cli.main(argv + ["--seed", "2"])
     assert (tmp_path / "out" / "manifest.csv").read_text() == manifest
-    assert synth.main(argv + ["--seed", "1"]) == 0  # the same settings resume it
+    assert synth_cli.main(argv + ["--seed", "1"]) == 0  # the same settings resume it
 
 
 def test_compose_workers_end_with_a_killed_parent(tmp_path):
@@ -258,4 +261,4 @@ def test_a_voice_file_without_a_voice_is_named(tmp_path):
     argv = ["compose", "--minutes", "0.3", "--workers", "1", "--voices", str(voices), "--accompaniment",
             str(voices), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "-q"]
     with pytest.raises(MelodyError, match="noise.wav: no singing or speech found"):
-        synth.main(argv)
+        synth_cli.main(argv)

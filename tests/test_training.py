@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, TINY_MODEL, make_tone_corpus
-from melody.bundle import read_bundle
-from melody.datasets import FeatureCache, read_manifest
+
+from vocal_melody.bundle import read_bundle
+from vocal_melody.data.datasets import FeatureCache, read_manifest
 
 TINY_ARGS = ["--filters", "4,4,4,4", "--lstm-units", "4", "--batch-size", "4", "-q"]
 
@@ -20,7 +20,12 @@ def run_teacher(*args, timeout=240):
 
 
 def test_teacher_lowers_its_loss(tmp_path):
-    from melody.training import TrainConfig, Trainer, load_frame_data, normalization_stats, supervised_batch
+    from vocal_melody.training.frames import (
+        load_frame_data,
+        normalization_stats,
+        supervised_batch,
+    )
+    from vocal_melody.training.loop import TrainConfig, Trainer
 
     manifest = make_tone_corpus(tmp_path / "corpus")
     data = load_frame_data(read_manifest(manifest, ("train",)), FeatureCache(tmp_path / "cache"), progress=False)
@@ -35,7 +40,7 @@ def test_teacher_lowers_its_loss(tmp_path):
 
 
 def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):
-    from melody.training import load_frame_data, supervised_batch
+    from vocal_melody.training.frames import load_frame_data, supervised_batch
 
     manifest = make_tone_corpus(tmp_path / "corpus")
     data = load_frame_data(read_manifest(manifest, ("train",)), FeatureCache(tmp_path / "cache"), progress=False)
@@ -149,7 +154,7 @@ def test_bad_training_input(tmp_path, args, message):
 
 
 def test_best_voicing_finds_the_threshold_that_recovers_quiet_voiced_frames():
-    from melody.training import best_voicing
+    from vocal_melody.training.voicing import best_voicing
 
     reference = np.full(100, 220.0)
     reference[80:] = 0.0
@@ -166,9 +171,10 @@ def test_best_voicing_finds_the_threshold_that_recovers_quiet_voiced_frames():
 
 
 def test_extraction_uses_the_bundles_tuned_threshold(tmp_path):
-    import melodyExtraction_NS as cli
-    from melody.bundle import read_bundle, save_bundle
     from conftest import save_random_bundle
+
+    from vocal_melody.bundle import read_bundle, save_bundle
+    from vocal_melody.inference import extractor as cli
 
     path = save_random_bundle(tmp_path / "w.npz")
     bundle = read_bundle(path)
@@ -185,7 +191,7 @@ def test_extraction_uses_the_bundles_tuned_threshold(tmp_path):
 
 
 def test_epochs_are_ranked_by_the_oa_of_the_default_decoding():
-    from melody.training import selection_oa
+    from vocal_melody.training.voicing import selection_oa
 
     # a student whose argmax rule undersells it but whose tuned threshold wins
     assert selection_oa({"OA": 0.8736}, {"voicing_threshold": 0.4, "val_OA_tuned": 0.8989}) == pytest.approx(0.8989)
@@ -193,7 +199,7 @@ def test_epochs_are_ranked_by_the_oa_of_the_default_decoding():
 
 
 def _tiny_trainer(tmp_path, **options):
-    from melody.training import TrainConfig, Trainer
+    from vocal_melody.training.loop import TrainConfig, Trainer
 
     config = TrainConfig(run_dir=tmp_path / "run", batch_size=4, learning_rate=1e-2, progress=False, **options)
     return Trainer(dict(TINY_MODEL), config, np.zeros((31, 513), np.float32), np.ones((31, 513), np.float32))
@@ -201,7 +207,7 @@ def _tiny_trainer(tmp_path, **options):
 
 def _tone_batches(poisoned_steps):
     """Batches of a constant class; the inputs of ``poisoned_steps`` are NaN."""
-    from melody.labels import target_distributions
+    from vocal_melody.labels import target_distributions
 
     def make_batch(epoch, step):
         x = np.random.default_rng(step).normal(size=(4, 31, 513, 1)).astype(np.float32)
@@ -222,8 +228,8 @@ def test_a_non_finite_step_is_undone_and_skipped(tmp_path):
 
 
 def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_state(tmp_path):
-    from melody.errors import MelodyError
-    from melody.training import MAX_CONSECUTIVE_SKIPS
+    from vocal_melody.errors import MelodyError
+    from vocal_melody.training.loop import MAX_CONSECUTIVE_SKIPS
 
     trainer = _tiny_trainer(tmp_path, steps_per_epoch=100, max_epochs=1)
     with pytest.raises(MelodyError, match="diverged.*lower --lr"):
@@ -235,7 +241,7 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_state(t
 
 
 def test_unvoiced_weight_scales_the_loss_of_no_voice_frames_only():
-    from melody.training import frame_weights
+    from vocal_melody.training.frames import frame_weights
 
     classes = np.array([[0, 5, 0], [7, 0, 9]])
     assert frame_weights(classes, np.ones(2)) is None  # the paper's plain loss: no weights at all

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-
 from conftest import ROOT, make_tone_corpus, save_random_bundle
 
 TINY = ["--batch-size", "4", "--steps-per-epoch", "2", "--max-epochs", "1", "-q"]
@@ -48,8 +47,8 @@ def test_export_writes_8khz_flac_views_with_labels_and_pseudo_labels(exported):
         label = np.loadtxt(data / row["label"])
         assert abs(len(label) - (1 + len(audio) // 80)) <= 1
     # a labeled tone keeps its true label through the export (pitch classes round-trip)
-    from melody.datasets import read_manifest
-    from melody.labels import f0_to_class
+    from vocal_melody.data.datasets import read_manifest
+    from vocal_melody.labels import f0_to_class
 
     original = {t.name: t for t in read_manifest(manifest, splits=("train",))}
     exported_train = [r for r in rows if r["split"] == "train"]
@@ -59,7 +58,7 @@ def test_export_writes_8khz_flac_views_with_labels_and_pseudo_labels(exported):
         n = min(len(f0), len(source.f0))
         assert (f0_to_class(f0[:n]) == f0_to_class(source.f0[:n])).all()
     # the noisy student's views are augmented: not the clean audio
-    import featureExtraction as features
+    from vocal_melody import features
 
     for row in exported_train:
         clean = features.load_audio(row["source"])
@@ -91,7 +90,6 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, NoTensorFlow())
 sys.argv = ["train_student.py", "--teacher", {str(teacher)!r}, "--data", {str(data)!r}, "--run-dir",
             {str(run)!r}, "--cache-dir", {str(tmp_path / 'c')!r}, "--unvoiced-weight", "2", *{TINY!r}]
-sys.path.insert(0, {str(ROOT)!r})
 try:
     runpy.run_path({str(ROOT / 'train_student.py')!r}, run_name="__main__")
 except SystemExit as exit:
@@ -106,9 +104,8 @@ print("trained on", keras.backend.backend())
     best = run / "iter1" / "best.npz"
     check = subprocess.run([sys.executable, "-c", f"""
 import sys, numpy as np
-sys.path.insert(0, {str(ROOT)!r})
-from melodyExtraction_NS import MelodyExtractor
-from melody.bundle import read_bundle
+from vocal_melody.inference.extractor import MelodyExtractor
+from vocal_melody.bundle import read_bundle
 bundle = read_bundle({str(best)!r})
 assert bundle.config["training"]["unvoiced_weight"] == 2.0
 assert bundle.config["decoding"]["val_OA_tuned"] >= 0

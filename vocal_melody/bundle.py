@@ -1,0 +1,128 @@
+"""Weights bundles: one self-contained ``.npz`` file per trained model.
+
+A bundle holds everything inference and further training need, readable
+with numpy alone (no TensorFlow import):
+
+- ``weight_000`` ... : the model's weights in ``model.get_weights()`` order,
+- ``mean``, ``std``: normalisation statistics, shape (31, 513),
+- ``config``: JSON with the model arguments, the label and feature
+  definitions it was trained with, and free-form training metadata,
+- ``training_log`` (optional): CSV text of the per-epoch log.
+
+Bundles are written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vocal_melody.errors import MelodyError
+from vocal_melody.fileio import atomic_path
+from vocal_melody.labels import LABEL_DEFINITION
+
+BUNDLE_FORMAT = "vocal-melody-bundle/1"
+WEIGHTS_VARIABLE = "VOCAL_MELODY_WEIGHTS"
+DEFAULT_WEIGHTS = Path(os.environ.get(WEIGHTS_VARIABLE)
+                       or Path(__file__).resolve().parent / "weights" / "melody_crnn.npz")
+"""The shipped model (package data), used when no ``-w`` is given; the environment variable overrides it."""
+TRAIN_HINT = "train one with `python train_teacher.py` or pass another file with -w"
+
+
+@dataclass
+class Bundle:
+    """A loaded weights bundle."""
+
+    weights: list[np.ndarray]
+    mean: np.ndarray
+    std: np.ndarray
+    config: dict
+    training_log: str = ""
+    path: Path | None = field(default=None)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def model_args(self) -> dict:
+        """Keyword arguments for ``model.build_model``."""
+        return dict(self.config.get("model", {}))
+
+
+def save_bundle(path: str | os.PathLike, weights: list[np.ndarray], mean: np.ndarray,
+                std: np.ndarray, config: dict, training_log: str = "",
+                dtype: str | None = None, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a bundle to ``path`` atomically and return the path.
+
+    ``config`` must contain ``model`` (build arguments) and ``features``;
+    the label definition is added here. ``dtype="float16"`` halves the file
+    (used for resumable checkpoints; shipped weights keep float32).
+    ``extra`` arrays (e.g. optimizer state, names starting with ``extra_``)
+    are stored alongside.
+    """
+    path = Path(path)
+    config = dict(config)
+    config["format"] = BUNDLE_FORMAT
+    config["labels"] = LABEL_DEFINITION
+    arrays = {f"weight_{i:03d}": np.asarray(w, dtype=dtype or np.asarray(w).dtype)
+              for i, w in enumerate(weights)}
+    arrays["mean"] = np.asarray(mean, dtype=np.float32)
+    arrays["std"] = np.asarray(std, dtype=np.float32)
+    arrays["config"] = np.array(json.dumps(config, sort_keys=True))
+    arrays["training_log"] = np.array(training_log)
+    for name, value in (extra or {}).items():
+        arrays[f"extra_{name}"] = np.asarray(value)
+    with atomic_path(path) as temp:
+        with open(temp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return path
+
+
+def read_bundle(path: str | os.PathLike, expected_features: dict | None = None) -> Bundle:
+    """Read and validate a bundle; every problem is a one-line :class:`MelodyError`."""
+    path = Path(path)
+    if not path.exists():
+        raise MelodyError(f"weights file {path} not found: {TRAIN_HINT}")
+    if path.is_dir():
+        raise MelodyError(f"weights path {path} is a folder, expected a .npz weights bundle")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            missing = {"config", "mean", "std"} - names
+            if missing:
+                raise MelodyError(f"{path} is not a weights bundle (missing {', '.join(sorted(missing))})")
+            config = json.loads(str(archive["config"]))
+            n_weights = len([n for n in names if n.startswith("weight_")])
+            weights = [archive[f"weight_{i:03d}"].astype(np.float32) for i in range(n_weights)]
+            mean = archive["mean"].astype(np.float32)
+            std = archive["std"].astype(np.float32)
+            log = str(archive["training_log"]) if "training_log" in names else ""
+            extra = {n[len("extra_"):]: archive[n] for n in names if n.startswith("extra_")}
+    except MelodyError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise MelodyError(f"{path} is not a valid weights bundle (corrupt or truncated: "
+                          f"{type(error).__name__})") from error
+    if config.get("format") != BUNDLE_FORMAT:
+        raise MelodyError(f"{path}: unknown bundle format {config.get('format')!r}")
+    if config.get("labels") != LABEL_DEFINITION:
+        raise MelodyError(f"{path}: trained with a different pitch-label definition "
+                          f"{config.get('labels')} (this code uses {LABEL_DEFINITION})")
+    if expected_features is not None and config.get("features") != expected_features:
+        raise MelodyError(f"{path}: trained with different feature parameters {config.get('features')}")
+    if not weights:
+        raise MelodyError(f"{path}: bundle holds no weights")
+    if mean.shape != std.shape or mean.ndim != 2:
+        raise MelodyError(f"{path}: normalisation statistics have shapes {mean.shape} and {std.shape}")
+    broken = [i for i, w in enumerate(weights) if not np.isfinite(w).all()]
+    if broken or not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        what = f"weight array {broken[0]}" if broken else "normalisation statistics"
+        raise MelodyError(f"{path}: {what} holds NaN or infinite values (a diverged or damaged model)")
+    if (std < 0).any():
+        raise MelodyError(f"{path}: negative standard deviations in the normalisation statistics")
+    return Bundle(weights, mean, std, config, log, path, extra)

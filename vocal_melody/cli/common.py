@@ -1,0 +1,45 @@
+"""What every command shares: one-line errors, the argument parser, the runner.
+
+``run_cli`` prints a :class:`~vocal_melody.errors.MelodyError` as a single ``error: ...`` line and exits
+non-zero; only ``--debug`` shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from vocal_melody.errors import MelodyError, one_line
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Run ``main(argv)`` and exit with its code; one-line errors unless ``--debug``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        code = main(args)
+    except MelodyError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted: finished work is saved; rerun to resume (--skip-existing for extraction, "
+              "--resume for training)", file=sys.stderr)
+        code = 130
+    except Exception as error:  # a bug, not bad input: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"error: unexpected {type(error).__name__}: {one_line(error)} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``error:`` line (exit code 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see --help)\n")

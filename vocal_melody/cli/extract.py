@@ -1,0 +1,135 @@
+"""``vocal-melody`` / ``melodyExtraction_NS.py``: extract the vocal melody (f0 every 10 ms) of songs.
+
+    vocal-melody -p song.mp3 -o results/
+    python melodyExtraction_NS.py -p music/ "more/*.flac" --median-filter 5
+
+writes ``results/pitch_song.mp3.txt``: one line per 10 ms frame, ``time f0`` (``"%.2f %.4f"``, 0 Hz = no voice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from vocal_melody.batch import extract_locally, plan_jobs
+from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.cli.argtypes import batch_size, gpu_indices, odd_kernel
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.errors import MelodyError
+from vocal_melody.fileio import collect_audio_files, ensure_output_dir
+from vocal_melody.formats.writers import FORMATS
+from vocal_melody.inference.engines import ENGINES, require_gpus
+from vocal_melody.inference.extractor import DEFAULT_BATCH_SIZE, MelodyExtractor
+from vocal_melody.runtime import configure_runtime
+
+
+def _probability(text: str) -> float | str:
+    if text in ("tuned", "argmax"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"voicing threshold must be tuned, argmax or a number, got {text}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"voicing threshold must be between 0 and 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (original options first)."""
+    parser = OneLineParser(
+        prog="melodyExtraction_NS.py",
+        description="Extract the vocal melody (f0 every 10 ms) of songs.")
+    parser.add_argument("-p", "--filepath", nargs="+", required=True, metavar="PATH",
+                        help="audio files, folders or glob patterns")
+    parser.add_argument("-o", "--output_dir", default="./results/",
+                        help="folder for pitch_NAME.EXT.txt files (default: ./results/)")
+    parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
+                        help="GPU index (e.g. 0 or 0,1); CPU when omitted")
+    parser.add_argument("-w", "--weights", default=str(DEFAULT_WEIGHTS),
+                        help="weights bundle (.npz; default: the shipped weights)")
+    parser.add_argument("--median-filter", type=odd_kernel, default=0, metavar="N",
+                        help="median-filter the f0 track with an odd kernel N (authors' evaluation: 5)")
+    parser.add_argument("--subbin", action="store_true",
+                        help="sub-bin f0: softmax-weighted mean pitch around the most probable class")
+    parser.add_argument("--unvoiced-pitch", action="store_true",
+                        help="write the most probable pitch of unvoiced frames as negative f0 (MIREX), so raw "
+                             "pitch accuracy is measured apart from voicing")
+    parser.add_argument("--voicing-threshold", type=_probability, default="tuned", metavar="P",
+                        help="voiced when 1 - p(no voice) >= P; 'argmax': the paper's rule; 'tuned' (default): "
+                             "the threshold chosen on validation data in training, else argmax")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="txt",
+                        help="txt (original), csv (time,frequency,confidence), json, "
+                             "sv (Sonic Visualiser / Tony: time,frequency of voiced frames)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write pitch_NAME.EXT.png: spectrogram with the melody on top")
+    parser.add_argument("--engine", choices=list(ENGINES), default="auto",
+                        help="auto: the shipped int8 model when it matches the weights and the CPU has int8 "
+                             "units, else OpenVINO (bf16 where supported), else TensorFlow; "
+                             "tf: the float32 reference")
+    parser.add_argument("--batch-size", type=batch_size, default=DEFAULT_BATCH_SIZE,
+                        help="windows of 31 frames per model call")
+    parser.add_argument("-r", "--recursive", action="store_true", help="search folders recursively")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip inputs whose output file exists (resume an interrupted batch)")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run the batch on a Ray cluster (ADDRESS, e.g. 10.0.0.1:6379 or auto; alone: a "
+                             "local one on this machine's cores): one model per worker CPU, outputs written "
+                             "by the workers, so -o must be a folder every node sees (pip install ray)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 all written, 1 any failure)."""
+    args = build_parser().parse_args(argv)
+    configure_runtime(args.gpu_index, args.verbose)
+    # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
+    engine = "tf" if args.engine == "auto" and args.gpu_index is not None else args.engine
+    require_gpus(args.gpu_index)
+    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=engine)
+    inputs, problems = collect_audio_files(args.filepath, recursive=args.recursive)
+    if not inputs:
+        raise MelodyError("; ".join(problems))
+    extractor.engine  # noqa: B018  (weights that do not fit their model fail once here, not once per file)
+    for problem in problems:  # the other inputs are still processed; the exit code says so
+        print(f"error: {problem}", file=sys.stderr)
+    output_dir = ensure_output_dir(args.output_dir)
+    jobs, skipped, refused = plan_jobs(inputs, output_dir, args.format, args.plot, args.skip_existing)
+    options = {"median_filter": args.median_filter, "subbin": args.subbin, "unvoiced_pitch": args.unvoiced_pitch,
+               "voicing_threshold": args.voicing_threshold, "format": args.format,
+               "progress": not args.quiet and args.ray is None}
+    from tqdm import tqdm
+
+    progress = tqdm(total=len(jobs), unit="file", disable=args.quiet or len(jobs) < 2, file=sys.stderr)
+    if args.ray is not None:
+        from vocal_melody.ray_batch import extract_on_ray
+
+        results = extract_on_ray(jobs, options, args.weights, engine, args.batch_size, args.ray)
+    else:
+        results = extract_locally(jobs, options, extractor, args.debug, progress)
+    written, failures = 0, [*problems, *refused]
+    for path, error in results:
+        progress.update(1)
+        if error is None:
+            written += 1
+        else:
+            failures.append(path)
+            progress.write(f"error: {error}", file=sys.stderr)
+    progress.close()
+    if not args.quiet:
+        summary = f"wrote {written} of {len(inputs) + len(problems)} melody files to {output_dir}"
+        if skipped:
+            summary += f", skipped {skipped} existing"
+        if failures:
+            summary += f", {len(failures)} failed"
+        print(summary, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def command() -> None:
+    """The ``vocal-melody`` console command."""
+    run_cli(main)

@@ -1,0 +1,224 @@
+"""Labeled vocal-melody data by synthesis, with exact f0 labels.
+
+Modes:
+
+- ``anasyn`` (the paper's method): a vocal stem is analysed with WORLD
+  (gated harvest f0, envelope, aperiodicity), resynthesized with exactly
+  that f0 and remixed with its accompaniment.
+- ``compose``: a training corpus (train/val/test splits, manifest.csv) of
+  new melodies sung with real voices, and of real singing re-sung with
+  transposed f0, over real and soundfont accompaniment.
+- ``demo``: the project's demo song (``audio/demo_song.wav`` and its label),
+  made only from material the project may redistribute: an espeak-ng voice
+  shaped by WORLD onto a public-domain melody, with soundfont accompaniment.
+
+Every item is written as a mix, and a label at 10 ms (``time f0`` lines,
+``"%.2f %.4f"``, 0 = unvoiced) covering exactly the frames the extractor
+produces for the mix.
+
+    python synth_testset.py compose --minutes 60 -o data/synth       # or: vocal-melody-synth compose ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vocal_melody.cache import DEFAULT_CACHE_ROOT
+from vocal_melody.cli import argtypes
+from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.data import music_pool
+from vocal_melody.errors import MelodyError
+from vocal_melody.fileio import ensure_output_dir, write_text_atomic
+from vocal_melody.formats.writers import format_label
+from vocal_melody.synth.anasyn import anasyn, read_streams
+from vocal_melody.synth.compose import (DEFAULT_ACCOMPANIMENT_DIRS, DEFAULT_VOICE_DIRS, INSTRUMENTAL_SHARE, SPLITS,
+                                        accompaniment_kind, check_corpus_settings, discover_sources, make_items,
+                                        plan_tasks, write_manifest)
+from vocal_melody.synth.demo import demo_song
+from vocal_melody.synth.mixing import SYNTH_RATE, write_audio
+from vocal_melody.audio import load_audio
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``demo``: the demo song and its label."""
+    output_dir = ensure_output_dir(args.output_dir)
+    mix, label, rate = demo_song(seed=args.seed)
+    write_audio(output_dir / "demo_song.wav", mix, rate)
+    write_text_atomic(output_dir / "demo_song.f0.txt", format_label(label))
+    voiced = label > 0
+    print(f"wrote {output_dir / 'demo_song.wav'} ({len(mix) / rate:.1f} s, "
+          f"{voiced.mean():.0%} voiced, f0 {label[voiced].min():.0f}-{label[voiced].max():.0f} Hz) "
+          f"and {output_dir / 'demo_song.f0.txt'}", file=sys.stderr)
+    return 0
+
+
+def run_anasyn(args: argparse.Namespace) -> int:
+    """``anasyn``: the paper's analysis-synthesis of one vocal stem, remixed."""
+    vocal_path = Path(args.vocal)
+    name = args.name or vocal_path.name.split(".")[0]
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise MelodyError(f"--name {name!r}: a plain file-name prefix, without folders, is needed")
+    rate = args.sample_rate
+    vocal = load_audio(vocal_path, rate, args.vocal_stream)
+    accompaniment = None
+    if args.accompaniment or args.accompaniment_streams:
+        accompaniment_path = Path(args.accompaniment or args.vocal)
+        streams = [int(s) for s in (args.accompaniment_streams or "0").split(",")]
+        accompaniment = read_streams(accompaniment_path, streams, rate)
+        if not args.loop_accompaniment:
+            difference = abs(len(accompaniment) - len(vocal)) / rate
+            if difference > 0.1:
+                raise MelodyError(f"vocal ({len(vocal) / rate:.2f} s) and accompaniment "
+                                  f"({len(accompaniment) / rate:.2f} s) differ in length; "
+                                  "pass --loop-accompaniment to loop or cut the accompaniment")
+        accompaniment = np.resize(accompaniment, len(vocal))
+    output_dir = ensure_output_dir(args.output_dir)
+    mix, resynth, label = anasyn(vocal, accompaniment, rate, args.ratio_db, args.transpose, str(vocal_path))
+    write_audio(output_dir / f"{name}_mix.wav", mix, rate)
+    write_audio(output_dir / f"{name}_vocal.wav", resynth, rate)
+    write_text_atomic(output_dir / f"{name}.f0.txt", format_label(label))
+    print(f"wrote {name}_mix.wav, {name}_vocal.wav and {name}.f0.txt to {output_dir} "
+          f"({len(mix) / rate:.1f} s, {np.mean(label > 0):.0%} voiced)", file=sys.stderr)
+    return 0
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    """``compose``: a labeled training corpus (resumable: complete items are kept)."""
+    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
+    if args.no_research:
+        voice_dirs = [d for d in voice_dirs if "research" not in d.name]
+    sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
+    for split, group in (sources.held_out or {}).items():
+        if not args.quiet:
+            print(f"note: no voice of the {split} split among --voices: {group} is held out for it", file=sys.stderr)
+    if args.music:
+        sources.pool = music_pool.load_pool(args.music)
+        sources.instrumental_share = args.instrumental_share
+        if sources.pool.unscreened and not args.quiet:
+            print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
+                  f"and are not used", file=sys.stderr)
+    settings = {"seed": args.seed, "sample_rate": args.sample_rate, "voices": sorted(map(str, voice_dirs)),
+                "accompaniment": sorted(map(str, args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)),
+                "music": str(Path(args.music).resolve()) if args.music else None,
+                "instrumental_share": args.instrumental_share if args.music else None}
+    check_corpus_settings(Path(args.output_dir), settings)
+    output_dir = ensure_output_dir(args.output_dir)
+    for split in SPLITS:
+        ensure_output_dir(output_dir / split)
+    write_text_atomic(output_dir / "compose.json", json.dumps(settings, indent=1) + "\n")
+    tasks = plan_tasks(args.minutes, args.seed, output_dir, args.splits)
+    rows = make_items(sources, tasks, Path(args.cache_dir), args.sample_rate, args.workers, not args.quiet)
+    write_manifest(output_dir / "manifest.csv", rows)
+    if not args.quiet:
+        _print_corpus_summary(output_dir, rows)
+    return 0
+
+
+def _print_corpus_summary(output_dir: Path, rows: list[dict]) -> None:
+    minutes = {split: sum(r["seconds"] for r in rows if r["split"] == split) / 60 for split in SPLITS}
+    print(f"wrote {len(rows)} items to {output_dir}: " +
+          ", ".join(f"{split} {m:.1f} min" for split, m in minutes.items()) +
+          f"; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
+    by_kind: dict[str, float] = {}
+    for row in rows:
+        kind = accompaniment_kind(row)
+        by_kind[kind] = by_kind.get(kind, 0.0) + row["seconds"] / 60
+    print("minutes by accompaniment: " + ", ".join(f"{kind} {m:.1f}" for kind, m in sorted(by_kind.items())),
+          file=sys.stderr)
+
+
+def run_fetch_music(args: argparse.Namespace) -> int:
+    """``fetch-music``: the Debian music packages, extracted, with their inventory."""
+    rows = music_pool.fetch_music(args.output_dir, args.packages, args.deb, progress=not args.quiet)
+    if not args.quiet:
+        minutes: dict[str, float] = {}
+        for row in rows:
+            minutes[row["split"]] = minutes.get(row["split"], 0.0) + float(row["minutes"])
+        print(f"inventory {Path(args.output_dir) / 'inventory.csv'}: {len(rows)} tracks, "
+              + ", ".join(f"{split} {m:.1f} min" for split, m in sorted(minutes.items())), file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = OneLineParser(prog="synth_testset.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    debug = {"action": "store_true", "help": argparse.SUPPRESS}
+
+    demo = modes.add_parser("demo", help="make the demo song and its label")
+    demo.add_argument("-o", "--output-dir", default="audio", help="folder (default: audio/)")
+    demo.add_argument("--seed", type=argtypes.seed, default=0)
+    demo.add_argument("--debug", **debug)
+    demo.set_defaults(run=run_demo)
+
+    ana = modes.add_parser("anasyn", help="analysis-synthesis of a vocal stem, remixed (the paper's test sets)")
+    ana.add_argument("--vocal", required=True, help="vocal stem (or a multitrack file with --vocal-stream)")
+    ana.add_argument("--vocal-stream", type=argtypes.integer(0, 64), default=0,
+                     help="audio stream of the vocal (stem MP4: 4)")
+    ana.add_argument("--accompaniment", help="accompaniment file (default: the vocal's file, other streams)")
+    ana.add_argument("--accompaniment-streams",
+                     help="comma-separated streams summed as accompaniment (stem MP4: 1,2,3)")
+    ana.add_argument("--loop-accompaniment", action="store_true",
+                     help="loop or cut the accompaniment to the vocal's length")
+    ana.add_argument("--ratio-db", type=argtypes.number(-60.0, 60.0), default=None,
+                     help="vocal-to-accompaniment ratio in dB (default: the original levels)")
+    ana.add_argument("--transpose", type=argtypes.number(-24.0, 24.0), default=0.0,
+                     help="transpose the voice by semitones")
+    ana.add_argument("--sample-rate", type=argtypes.synth_rate, default=22050)
+    ana.add_argument("--name", help="output name prefix (default: the vocal file's name)")
+    ana.add_argument("-o", "--output-dir", default="data/anasyn")
+    ana.add_argument("--debug", **debug)
+    ana.set_defaults(run=run_anasyn)
+
+    comp = modes.add_parser("compose", help="a labeled training corpus: new melodies sung with real voices")
+    comp.add_argument("--minutes", type=argtypes.number(0.0, 10000.0, low_open=True), default=10.0,
+                      help="minutes of audio in all splits")
+    comp.add_argument("--seed", type=argtypes.seed, default=0)
+    comp.add_argument("--workers", type=argtypes.integer(1, 256), default=max(1, (os.cpu_count() or 1)))
+    comp.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")
+    comp.add_argument("--no-research", action="store_true", help="leave out research-only voice folders")
+    comp.add_argument("--accompaniment", nargs="+",
+                      help="accompaniment folders (default: ../shared/data/accompaniment)")
+    comp.add_argument("--music", help="a fetched music pool (fetch-music's folder, e.g. data/music): its screened "
+                      "instrumental tracks become accompaniment, lead-guitar distractors and whole unvoiced items, "
+                      "each package in one split")
+    comp.add_argument("--instrumental-share", type=argtypes.share, default=INSTRUMENTAL_SHARE,
+                      help=f"with --music: share of items that are instrumental music alone, unvoiced on every "
+                      f"frame (default {INSTRUMENTAL_SHARE})")
+    comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
+                      "(the plan, and so every item, stays that of the whole corpus)")
+    comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
+    comp.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
+    comp.add_argument("-o", "--output-dir", default="data/synth")
+    comp.add_argument("-q", "--quiet", action="store_true")
+    comp.add_argument("--debug", **debug)
+    comp.set_defaults(run=run_compose)
+
+    fetch = modes.add_parser("fetch-music", help="download and extract the real instrumental music pool "
+                             "(Debian game-music packages) and write its inventory")
+    fetch.add_argument("-o", "--output-dir", default="data/music")
+    fetch.add_argument("--packages", nargs="+", help=f"only these packages (default: all {len(music_pool.PACKAGES)})")
+    fetch.add_argument("--deb", nargs="+", default=[], help="use these local .deb files instead of downloading")
+    fetch.add_argument("-q", "--quiet", action="store_true")
+    fetch.add_argument("--debug", **debug)
+    fetch.set_defaults(run=run_fetch_music)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+def command() -> None:
+    """The ``vocal-melody-synth`` console command."""
+    run_cli(main)

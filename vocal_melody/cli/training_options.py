@@ -1,0 +1,139 @@
+"""Command-line pieces shared by ``train_teacher.py`` and ``train_student.py``: options, checks, output copy."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from vocal_melody.cli.argtypes import batch_size, gpu_indices, integer, number, positive_float, positive_int, seed
+from vocal_melody.cache import DEFAULT_CACHE_ROOT
+from vocal_melody.data.datasets import pair_folder, read_manifest
+from vocal_melody.errors import MelodyError
+from vocal_melody.fileio import atomic_path, ensure_output_dir
+from vocal_melody.runtime import configure_runtime
+from vocal_melody.training.loop import TrainConfig
+
+
+
+def filters_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"filters must be comma-separated integers, got {text}") from None
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"give four positive filter counts, got {text}")
+    return values
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the teacher and student trainers."""
+    parser.add_argument("--run-dir", required=True, help="folder for checkpoints, best bundle and log")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.npz")
+    parser.add_argument("--max-minutes", type=positive_float, default=None,
+                        help="stop (with a checkpoint) after this many minutes of this call; "
+                             "--resume goes on")
+    parser.add_argument("--max-epochs", type=positive_int, default=1000)
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=250)
+    parser.add_argument("--patience", type=positive_int, default=10,
+                        help="stop after this many epochs without a better validation OA")
+    parser.add_argument("--batch-size", type=batch_size, default=32)
+    parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=1e-3)
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="adam (the paper's) or plain sgd (an ablation)")
+    parser.add_argument("--sigma", type=number(0.0, 20.0), default=1.0,
+                        help="std (in 1/8-semitone bins) of the Gaussian targets; 0 = one-hot")
+    parser.add_argument("--unvoiced-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
+                        help="loss weight of no-voice frames (1 = the paper's plain cross-entropy; above 1 "
+                             "makes a false voice cost more)")
+    parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
+                        help="bf16 for AMX CPUs and recent GPUs (default: float32)")
+    parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
+                        help="GPU index or indices (0,1 trains on both with MirroredStrategy); CPU when omitted")
+    parser.add_argument("--cpu-devices", type=integer(0, 64), default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT),
+                        help="cache folder (features, pseudo labels)")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
+    parser.add_argument("--no-optimizer-state", action="store_true",
+                        help="checkpoints without Adam's moments (3x smaller; resume restarts them)")
+    parser.add_argument("--output", help="copy the best bundle here at the end (e.g. weights/teacher.npz)")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def prepare_environment(args: argparse.Namespace) -> None:
+    """Device selection and TensorFlow verbosity; before Keras is imported (``KERAS_BACKEND=jax`` is kept)."""
+    configure_runtime(args.gpu_index, args.verbose)
+
+
+def labeled_tracks(source: str, split: str, label_format: str) -> list:
+    """Tracks of a manifest split, or of a folder of audio and labels."""
+    path = Path(source)
+    if path.is_dir():
+        return pair_folder(path, fmt=label_format, split=split)
+    tracks = read_manifest(path, splits=(split,))
+    if not tracks:
+        raise MelodyError(f"{path}: no tracks in split {split!r}")
+    return tracks
+
+
+def train_config(args: argparse.Namespace, **extra) -> TrainConfig:
+    """The training options the command line gave; ``extra`` is recorded in the bundle."""
+    return TrainConfig(run_dir=Path(args.run_dir), batch_size=args.batch_size, learning_rate=args.learning_rate,
+                       sigma=args.sigma, steps_per_epoch=args.steps_per_epoch, max_epochs=args.max_epochs,
+                       patience=args.patience, max_minutes=args.max_minutes, seed=args.seed,
+                       mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
+                       progress=not args.quiet, save_optimizer=not args.no_optimizer_state,
+                       unvoiced_weight=args.unvoiced_weight, optimizer=args.optimizer, extra_config=extra)
+
+
+def check_run_dir(args: argparse.Namespace) -> None:
+    """A usable run folder: creatable, and holding a run only when resuming it."""
+    ensure_output_dir(args.run_dir)
+    last = Path(args.run_dir) / "last.npz"
+    if last.exists() and not args.resume:
+        raise MelodyError(f"{args.run_dir} already holds a run: pass --resume to continue it, "
+                          "or choose another --run-dir")
+    if args.resume and not last.exists():
+        raise MelodyError(f"nothing to resume: {last} does not exist")
+    check_output(args)
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """``--output`` may not be an input nor any existing file: checked before hours of training, not after."""
+    if not getattr(args, "output", None):
+        return
+    target = Path(args.output).resolve()
+    inputs = [getattr(args, name, None) for name in ("train", "val", "labeled", "init", "teacher")]
+    inputs += list(getattr(args, "unlabeled_manifest", None) or [])
+    if any(item and Path(item).resolve() == target for item in inputs):
+        raise MelodyError(f"--output {args.output} is one of the inputs; choose another file")
+    if target.exists():
+        raise MelodyError(f"--output {args.output} already exists; choose a new file (nothing is overwritten)")
+    if target.parent.exists() and not os.access(target.parent, os.W_OK):
+        raise MelodyError(f"--output {args.output}: folder {target.parent} is not writable")
+
+
+def copy_output(best: Path, output: str | None) -> None:
+    """Copy the best bundle to ``--output`` (atomically), if one was asked for."""
+    if not output:
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as temp:
+        shutil.copyfile(best, temp)
+
+
+def finish(args: argparse.Namespace, trainer) -> None:
+    """Copy the best bundle to ``--output`` and say where it is."""
+    if trainer.best_path.exists():
+        copy_output(trainer.best_path, args.output)
+    if not args.quiet:
+        state = trainer.state
+        print(f"best validation OA {state.best_oa:.4f} at epoch {state.best_epoch}; "
+              f"bundle {trainer.best_path}" + (f" (copied to {args.output})" if args.output else ""),
+              file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Readers and writers of melody files, track matching, and pictures."""

@@ -1,0 +1,1 @@
+"""Inference: engines (TensorFlow, OpenVINO, int8), quantization, decoding, and the extractor."""

@@ -1,0 +1,49 @@
+"""The process setup every command shares: visible GPUs, the Keras backend, and a quiet TensorFlow import.
+
+TensorFlow 2.21 writes oneDNN and CUDA notices to the process's stderr at
+import time, whatever ``TF_CPP_MIN_LOG_LEVEL`` says: the import runs with file descriptor 2
+pointed at /dev/null, unless ``MELODY_VERBOSE=1`` (set by ``--verbose``).
+
+``KERAS_BACKEND=jax`` trains on a machine that has JAX but no TensorFlow
+(the GPU path of the recipe); TensorFlow is then never imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def keras_backend() -> str:
+    """The Keras backend this process uses: ``KERAS_BACKEND``, TensorFlow by default."""
+    return os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def configure_runtime(gpu_index: str | None, verbose: bool = False) -> None:
+    """Before Keras is imported: the GPUs the process may use (none when None), the backend, TensorFlow's verbosity."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu_index is None else str(gpu_index)
+    keras_backend()
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        os.environ["MELODY_VERBOSE"] = "1"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import keras (and tensorflow, its default backend) with stderr silenced (a no-op once imported)."""
+    if "keras" in sys.modules or os.environ.get("MELODY_VERBOSE") == "1" or keras_backend() != "tensorflow":
+        import keras  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

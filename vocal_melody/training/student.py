@@ -1,0 +1,150 @@
+"""The paper's teacher-student setups: who hears augmented audio, the cached views and pseudo labels of
+one iteration, and the batches that mix labeled and pseudo-labeled windows.
+
+Setups (who sees randAudioAugment-ed audio):
+
+- ``bts`` Basic Teacher-Student: neither; the teacher labels clean audio, the student learns from clean audio.
+- ``nts`` Noisy Teacher-Student: both; the teacher labels the augmented audio the student learns from.
+- ``ns`` Noisy Student: the teacher labels clean audio, the student learns from augmented audio.
+
+Pseudo labels are hard (the teacher's argmax per frame), computed once per view and cached.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vocal_melody import features
+from vocal_melody.cache import ArrayCache, cache_key, file_digest
+from vocal_melody.data import augment
+from vocal_melody.data.datasets import FeatureCache, frame_classes
+from vocal_melody.inference.extractor import MelodyExtractor
+from vocal_melody.labels import target_distributions
+from vocal_melody.training.frames import FrameData, frame_weights, sample_windows
+
+
+SETUPS = {"bts": (False, False), "nts": (True, True), "ns": (False, True)}
+"""setup -> (teacher sees augmented audio, student sees augmented audio)."""
+
+
+def load_teacher(path: str | os.PathLike) -> MelodyExtractor:
+    """A teacher bundle, loaded for pseudo labelling."""
+    return MelodyExtractor(path)
+
+
+class StudentData:
+    """Features (clean or augmented) and pseudo labels of one iteration, all cached."""
+
+    def __init__(self, cache_dir: Path, k: int, seed: int, original_rate_quirk: bool, progress: bool) -> None:
+        self.features = FeatureCache.under(cache_dir)
+        self.pseudo = ArrayCache(cache_dir / "pseudo")
+        self.k, self.seed, self.quirk, self.progress = k, seed, original_rate_quirk, progress
+
+    def chains(self, track) -> list[tuple[str, list]]:
+        """``(description, randAudioAugment chain)`` of each augmented view of a track, ``--k`` of them."""
+        track_id = file_digest(track.audio)
+        chains = [augment.chain_for(track_id, self.seed, index) for index in range(self.k)]
+        return [(augment.describe(chain) + (" quirk" if self.quirk else ""), chain) for chain in chains]
+
+    def augmented_audio(self, samples: np.ndarray, chain: list) -> np.ndarray:
+        """8 kHz samples through one chain, as the student hears them."""
+        return augment.apply_chain(samples, features.SAMPLE_RATE, chain, self.quirk)
+
+    def variants(self, track, augmented: bool) -> list[tuple[str, np.ndarray]]:
+        """``(augmentation description, spectrogram)`` of each view of a track the student trains on."""
+        if not augmented:
+            return [("", self.features.spectrogram(track.audio))]
+        views = []
+        for description, chain in self.chains(track):
+            def compute(path, chain=chain):
+                return self.augmented_audio(features.load_audio(path), chain)
+
+            views.append((description, self.features.spectrogram(track.audio, description, compute)))
+        return views
+
+    def pseudo_labels(self, teacher, teacher_digest: str, track, description: str, spec: np.ndarray) -> np.ndarray:
+        """The teacher's argmax class per frame for one view of a track, cached by teacher and view."""
+        key = cache_key("pseudo", teacher_digest, self.features.key(track.audio, description))
+        entry = self.pseudo.load(key)
+        if entry is not None:
+            return entry["classes"]
+        activations = teacher.activations_from_spectrogram(spec)
+        classes = np.argmax(activations, axis=1).astype(np.int16)
+        self.pseudo.save(key, {"classes": classes})
+        return classes
+
+
+def build_unlabeled(tracks: list, store: StudentData, teacher: MelodyExtractor, teacher_digest: str,
+                    setup: str) -> FrameData:
+    """FrameData of the unlabeled views with pseudo labels as classes."""
+    from tqdm import tqdm
+
+    teacher_augmented, student_augmented = SETUPS[setup]
+    views, specs, classes = [], [], []
+    for track in tqdm(tracks, desc="pseudo labels", unit="track", disable=not store.progress, file=sys.stderr):
+        clean_labels = None
+        if not teacher_augmented:
+            clean_spec = store.features.spectrogram(track.audio)
+            clean_labels = store.pseudo_labels(teacher, teacher_digest, track, "", clean_spec)
+        for description, spec in store.variants(track, student_augmented):
+            labels = clean_labels if clean_labels is not None else store.pseudo_labels(
+                teacher, teacher_digest, track, description, spec)
+            views.append(track)
+            specs.append(spec)
+            classes.append(labels[:len(spec)])
+    return FrameData(views, specs, classes)
+
+
+def build_labeled(tracks: list, store: StudentData, augmented: bool) -> FrameData:
+    """FrameData of the labeled views (augmented for the noisy setups' students)."""
+    from tqdm import tqdm
+
+    views, specs, classes = [], [], []
+    for track in tqdm(tracks, desc="labeled features", unit="track", disable=not store.progress, file=sys.stderr):
+        for _, spec in store.variants(track, augmented):
+            views.append(track)
+            specs.append(spec)
+            classes.append(frame_classes(track.f0, len(spec)))
+    return FrameData(views, specs, classes)
+
+
+def mixed_batch(labeled: FrameData | None, unlabeled: FrameData, mean: np.ndarray, std: np.ndarray, batch_size: int,
+                ratio: tuple[int, int], sigma: float, unlabeled_weight: float, seed: int,
+                unvoiced_weight: float = 1.0) -> Callable[[int, int], tuple]:
+    """``make_batch``: labeled and pseudo-labeled windows in one batch, weighted per sample."""
+    n_labeled = int(round(batch_size * ratio[0] / (ratio[0] + ratio[1]))) if labeled is not None else 0
+    n_unlabeled = batch_size - n_labeled
+
+    def make_batch(epoch: int, step: int):
+        rng = np.random.default_rng([seed, epoch, step])
+        xs, ys = [], []
+        if n_labeled:
+            x, y = sample_windows(labeled, n_labeled, rng)
+            xs.append(x)
+            ys.append(y)
+        x, y = sample_windows(unlabeled, n_unlabeled, rng)
+        xs.append(x)
+        ys.append(y)
+        window_weights = np.concatenate([np.ones(n_labeled, np.float32),
+                                         np.full(n_unlabeled, unlabeled_weight, np.float32)])
+        classes = np.concatenate(ys)
+        weights = frame_weights(classes, window_weights, unvoiced_weight)
+        if weights is None:  # Keras needs the same inputs on every step
+            weights = np.ones(classes.shape, np.float32)
+        inputs = features.normalize(np.concatenate(xs), mean, std)[..., None]
+        return inputs, target_distributions(classes, sigma), weights
+
+    return make_batch
+
+
+def view_audio(track, store: StudentData, augmented: bool) -> list[np.ndarray]:
+    """8 kHz samples of each view :meth:`StudentData.variants` trains on (same chains, same order)."""
+    samples = features.load_audio(track.audio)
+    if not augmented:
+        return [samples]
+    return [store.augmented_audio(samples, chain) for _, chain in store.chains(track)]
