@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything this project needs on a Debian/Ubuntu machine:
 # system packages (sudo only when not root), a virtual environment in .venv,
-# and the Python packages of requirements.txt. Safe to run again.
-#   bash install.sh --all    # also the optional parts of requirements-extras.txt (Ray, JAX)
+# and this checkout as the package vocal_melody (editable) with the extras of
+# pyproject.toml that the tools, benchmarks and tests use. Safe to run again.
+#   bash install.sh --all    # also the optional Ray and JAX extras
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,11 +31,11 @@ if [ ! -x .venv/bin/python ]; then
         "$PYTHON" -m venv .venv
     fi
 fi
-echo "installing Python packages into .venv"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
+EXTRAS="openvino,training,synthesis,quantize,benchmarks,dev"
 if [ "${1:-}" = "--all" ]; then
-    echo "installing the optional packages (Ray, JAX)"
-    .venv/bin/python -m pip install -q -r requirements-extras.txt
+    EXTRAS="$EXTRAS,ray,jax"
 fi
+echo "installing vocal_melody[$EXTRAS] into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 echo "ready: .venv/bin/python melodyExtraction_NS.py -p audio/"
