@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -107,8 +108,6 @@ def _wav_header_frames(path: Path) -> int | None:
     libsndfile quietly shortens a truncated WAV to what the file holds, so the
     promise is read from the header itself.
     """
-    import struct
-
     try:
         with open(path, "rb") as handle:
             if handle.read(12)[8:12] != b"WAVE":
@@ -135,8 +134,6 @@ def _ogg_is_cut(path: Path, tail: int = 1 << 16) -> bool:
 
     Ogg headers promise no length, so the end of the file is where a cut shows.
     """
-    import struct
-
     try:
         with open(path, "rb") as handle:
             if handle.read(4) != b"OggS":

@@ -6,6 +6,7 @@ The same :func:`process_file` runs in this process and in the Ray workers (:mod:
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -70,8 +71,6 @@ def extract_locally(jobs: list[Job], options: dict, extractor: MelodyExtractor, 
             process_file(path, target, picture, extractor, options)
         except Exception as error:  # one bad file must not cost the rest of the batch
             if debug:  # the traceback, and the batch goes on
-                import traceback
-
                 traceback.print_exc()
             yield path, failure_line(path, error)
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -58,8 +59,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_sound_atomic(path: str | os.PathLike, audio, sample_rate: int, subtype: str | None = None) -> None:
     """Write audio (format from the suffix) so that it appears whole or not at all; libsndfile's errors
     (a full disk is only "System error." there) become one line naming the file and the free space."""
-    import shutil
-
     import soundfile
 
     path = Path(path)

@@ -17,6 +17,8 @@ dense softmax. 4,228,602 parameters at the default width.
 
 from __future__ import annotations
 
+import numpy as np
+
 from vocal_melody.runtime import import_tensorflow_quietly
 
 import_tensorflow_quietly()
@@ -115,8 +117,6 @@ def model_from_bundle(bundle) -> keras.Model:
 
 def save_random_bundle(path, model_args: dict, seed: int = 0):
     """A bundle with randomly initialised weights (for speed measurements and tests: the CLI cannot tell)."""
-    import numpy as np
-
     keras.utils.set_random_seed(seed)
     net = build_model(**model_args)
     mean = np.full((features.WINDOW_FRAMES, features.N_BINS), -40.0, np.float32)

@@ -13,6 +13,7 @@ The Ray pseudo-labelling of the trainers uses the same scheduler (:mod:`vocal_me
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -69,8 +70,6 @@ def connect(address: str) -> None:
 
 
 def _probe(address: str, timeout_s: float = 10.0) -> None:
-    import socket
-
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise MelodyError(f"--ray {address}: expected HOST:PORT (e.g. 10.0.0.1:6379), auto or nothing")

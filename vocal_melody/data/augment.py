@@ -26,6 +26,7 @@ the chain can be recorded and replayed.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -99,8 +100,6 @@ def apply_chain(audio: np.ndarray, sample_rate: int, chain: list[tuple[str, dict
         return np.asarray(audio, dtype=np.float32)
     if shutil.which("sox") is None:
         raise MelodyError("randAudioAugment needs the sox program: apt-get install sox")
-    import logging
-
     import sox
 
     logging.getLogger("sox").setLevel(logging.ERROR)  # pysox warns about clipping on every call

@@ -29,8 +29,9 @@ from vocal_melody.audio import check_audio_file
 from vocal_melody.cache import cache_key, file_digest
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import AUDIO_EXTENSIONS, atomic_path
-from vocal_melody.labels import f0_to_class, midi_to_hz
 from vocal_melody.formats.readers import read_f0, validate_f0
+from vocal_melody.formats.tracks import track_key
+from vocal_melody.labels import f0_to_class, midi_to_hz
 
 FRAME_S = features.FRAME_SECONDS
 
@@ -129,8 +130,6 @@ def read_manifest(path: str | os.PathLike, splits: tuple[str, ...] | None = None
 def pair_folder(audio_dir: str | os.PathLike, label_dir: str | os.PathLike | None = None,
                 fmt: str = "f0", split: str = "train") -> list[LabeledTrack]:
     """Audio files and label files matched by name (``song.wav`` <-> ``song.csv``, ``song_MELODY2.csv``...)."""
-    from vocal_melody.formats.tracks import track_key
-
     audio_dir = Path(audio_dir)
     label_dir = Path(label_dir or audio_dir)
     if not audio_dir.is_dir():

@@ -33,6 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from vocal_melody.audio import decode_audio, to_mono_rate
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import atomic_path, ensure_output_dir, write_text_atomic
 
@@ -221,8 +222,6 @@ def find_tracks(root: Path) -> list[FoundTrack]:
 
 def _decode(track: FoundTrack, package: str, folder: Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples of one track at its own rate."""
-    from vocal_melody.audio import decode_audio, to_mono_rate
-
     if track.member is not None:
         source = folder / ("member" + Path(track.member).suffix.lower())
         with zipfile.ZipFile(track.path) as archive:

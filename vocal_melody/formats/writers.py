@@ -13,13 +13,12 @@ from typing import Callable
 
 import numpy as np
 
+from vocal_melody import features
 from vocal_melody.fileio import write_text_atomic
 
 
 def format_label(f0_10ms: np.ndarray) -> str:
     """Label text: ``"%.2f %.4f"`` per 10 ms frame, like the extractor's output."""
-    from vocal_melody import features
-
     return format_txt(features.frame_times(len(f0_10ms)), f0_10ms)
 
 

@@ -37,6 +37,7 @@ from vocal_melody.cache import file_digest
 from vocal_melody.errors import MelodyError
 from vocal_melody.features import WINDOW_FRAMES
 from vocal_melody.labels import N_CLASSES
+from vocal_melody.runtime import import_tensorflow_quietly, keras_backend
 
 ENGINES = ("auto", "int8", "openvino", "tf")
 INT8_SOURCE_FILE = "source.json"
@@ -88,8 +89,6 @@ def require_gpus(gpu_index: str | None) -> None:
     """Raise a one-line error unless Keras's backend sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
     if gpu_index is None:
         return
-    from vocal_melody.runtime import import_tensorflow_quietly, keras_backend
-
     import_tensorflow_quietly()
     backend = keras_backend()
     wanted = len(gpu_index.split(","))
@@ -158,8 +157,6 @@ def _cache_folder(bundle: Bundle) -> Path:
 def convert_to_openvino(bundle: Bundle, folder: Path) -> Path:
     """Export the bundle's model to OpenVINO IR in ``folder`` (atomically); returns the .xml path."""
     import openvino
-
-    from vocal_melody.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from vocal_melody.model import model_from_bundle

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -70,8 +71,6 @@ def quantize_bundle(bundle: Bundle, calibration: Sequence[np.ndarray], info: dic
                   "nncf": nncf.__version__, **(info or {})}
         write_text_atomic(staging / INT8_SOURCE_FILE, json.dumps(source, indent=1) + "\n")
         if folder.exists():
-            import shutil
-
             shutil.rmtree(folder)
         os.replace(staging, folder)
     return folder / "model.xml"

@@ -10,10 +10,12 @@ and a folder's existing complete items are kept, so a corpus grows or resumes.
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import json
 import multiprocessing
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -497,9 +499,6 @@ _WORKER: dict = {}
 
 def _die_with_parent() -> None:
     """Linux: a worker ends when its parent does (killed, even with SIGKILL), not one item later."""
-    import ctypes
-    import signal
-
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the pool's own shutdown still applies

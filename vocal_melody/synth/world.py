@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vocal_melody.audio import load_audio
+from vocal_melody.cache import cache_key, file_digest
+
 FRAME_PERIOD_MS = 5.0
 """WORLD analysis hop (ms)."""
 F0_FLOOR = 70.0
@@ -130,9 +133,6 @@ def analyse_file(path, sample_rate: int, cache=None, stream: int = 0) -> WorldAn
     Harvest runs at about 4x real time on one core, so every voice is
     analysed once; envelopes are cached as float16 logarithms.
     """
-    from vocal_melody.audio import load_audio
-    from vocal_melody.cache import cache_key, file_digest
-
     key = None
     if cache is not None:
         key = cache_key("world", file_digest(path), sample_rate, stream, FRAME_PERIOD_MS, F0_FLOOR, F0_CEIL,
