@@ -146,3 +146,18 @@ def test_no_sys_path_manipulation_anywhere():
                  for p in ((ROOT / folder).rglob("*.py") if folder else ROOT.glob("*.py"))
                  if "sys.path.insert" in p.read_text(encoding="utf-8") and p.name != "test_layers.py"]
     assert offenders == []
+
+
+MAX_FUNCTION_LINES = 50
+"""Body lines (docstring excluded) of a function; argument parsers are declarations and may be longer."""
+
+
+def test_functions_are_short():
+    long = []
+    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "build_parser":
+                body = node.body[1:] if ast.get_docstring(node) and len(node.body) > 1 else node.body
+                if node.end_lineno - body[0].lineno + 1 > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert long == []
