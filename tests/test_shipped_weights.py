@@ -35,7 +35,7 @@ def test_shipped_bundle_is_the_paper_model_with_a_tuned_voicing_rule():
 @pytest.mark.skipif(not WEIGHTS.exists(), reason="no shipped weights")
 def test_shipped_int8_model_was_made_from_the_shipped_bundle():
     from vocal_melody.bundle import read_bundle
-    from vocal_melody.inference.quantize import int8_folder, matching_int8_model
+    from vocal_melody.inference.engines import int8_folder, matching_int8_model
 
     if not int8_folder(WEIGHTS).exists():
         pytest.skip("no int8 model shipped")
@@ -43,7 +43,8 @@ def test_shipped_int8_model_was_made_from_the_shipped_bundle():
 
 
 def test_weights_folder_stays_within_its_budget():
-    tracked = subprocess.run(["git", "ls-files", "weights"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    folder = WEIGHTS.parent.relative_to(ROOT)
+    tracked = subprocess.run(["git", "ls-files", str(folder)], cwd=ROOT, capture_output=True, text=True).stdout.split()
     if not tracked:
         pytest.skip("not a git checkout")
     assert sum((ROOT / name).stat().st_size for name in tracked) < 40e6
