@@ -12,7 +12,7 @@ import numpy as np
 
 from vocal_melody.audio import check_audio_file, decode_audio, to_mono_rate
 from vocal_melody.cli import argtypes
-from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.data.augment import HIGHEST_EFFECT_HZ, describe, rand_audio_augment
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import check_output_file, write_sound_atomic
@@ -20,7 +20,7 @@ from vocal_melody.fileio import check_output_file, write_sound_atomic
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = OneLineParser(prog="augment.py", description="Apply one randAudioAugment chain to a file.")
+    parser = OneLineParser(prog=program_name("augment.py"), description="Apply one randAudioAugment chain to a file.")
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--seed", type=argtypes.seed, default=0)

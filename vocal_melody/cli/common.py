@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Sequence
 
 from vocal_melody.errors import MelodyError, one_line
@@ -43,3 +44,10 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {self.prog}: {one_line(message)} (see --help)\n")
+
+
+def program_name(script: str) -> str:
+    """The name usage lines and errors show: the console command's (``vocal-melody...``) when run as one,
+    else the paper's script name."""
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return invoked if invoked.startswith("vocal-melody") else script

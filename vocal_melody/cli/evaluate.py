@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import evaluate_files, format_table
 from vocal_melody.fileio import write_text_atomic
@@ -26,7 +26,7 @@ from vocal_melody.formats.tracks import match_files
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = OneLineParser(prog="evaluate.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=program_name("evaluate.py"), description=__doc__.split("\n\n")[0])
     parser.add_argument("reference", help="reference f0 file or folder")
     parser.add_argument("estimate", help="estimated f0 file or folder (this tool's output)")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")

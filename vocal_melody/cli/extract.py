@@ -15,7 +15,7 @@ from typing import Sequence
 from vocal_melody.batch import extract_locally, plan_jobs
 from vocal_melody.bundle import DEFAULT_WEIGHTS
 from vocal_melody.cli.argtypes import batch_size, gpu_indices, odd_kernel
-from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import collect_audio_files, ensure_output_dir
 from vocal_melody.formats.writers import FORMATS
@@ -39,7 +39,7 @@ def _probability(text: str) -> float | str:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (original options first)."""
     parser = OneLineParser(
-        prog="melodyExtraction_NS.py",
+        prog=program_name("melodyExtraction_NS.py"),
         description="Extract the vocal melody (f0 every 10 ms) of songs.")
     parser.add_argument("-p", "--filepath", nargs="+", required=True, metavar="PATH",
                         help="audio files, folders or glob patterns")

@@ -32,7 +32,7 @@ import numpy as np
 
 from vocal_melody.cache import DEFAULT_CACHE_ROOT
 from vocal_melody.cli import argtypes
-from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.data import music_pool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import ensure_output_dir, write_text_atomic
@@ -148,7 +148,7 @@ def run_fetch_music(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = OneLineParser(prog="synth_testset.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=program_name("synth_testset.py"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     modes = parser.add_subparsers(dest="mode", required=True)
     debug = {"action": "store_true", "help": argparse.SUPPRESS}

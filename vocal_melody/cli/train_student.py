@@ -48,7 +48,7 @@ from typing import Sequence
 from vocal_melody.bundle import read_bundle
 from vocal_melody.cache import file_digest
 from vocal_melody.cli.argtypes import number, positive_int
-from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.cli.training_options import (add_training_options, check_output, copy_output, filters_list,
                                                labeled_tracks, prepare_environment, train_config)
 from vocal_melody.data.datasets import FeatureCache, read_manifest, unlabeled_folder
@@ -251,7 +251,7 @@ def _write_summary(path: Path, rows: list[dict]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = OneLineParser(prog="train_student.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=program_name("train_student.py"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", required=True, help="teacher weights bundle (.npz)")
     parser.add_argument("--setup", choices=sorted(SETUPS), default="ns",
                         help="bts: Basic Teacher-Student, nts: Noisy Teacher-Student, ns: Noisy Student")

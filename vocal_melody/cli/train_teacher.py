@@ -25,7 +25,7 @@ from typing import Sequence
 from vocal_melody import features
 from vocal_melody.bundle import read_bundle
 from vocal_melody.cli.argtypes import positive_int
-from vocal_melody.cli.common import OneLineParser, run_cli
+from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.cli.training_options import (add_training_options, check_run_dir, filters_list, finish,
                                                labeled_tracks, prepare_environment, train_config)
 from vocal_melody.data.datasets import FeatureCache
@@ -36,7 +36,7 @@ from vocal_melody.training.loop import Trainer
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = OneLineParser(prog="train_teacher.py", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=program_name("train_teacher.py"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", required=True, help="manifest.csv or folder of labeled audio")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val", help="manifest.csv or folder for validation (default: --train's val split)")
