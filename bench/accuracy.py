@@ -34,7 +34,7 @@ import numpy as np
 from vocal_melody.bundle import DEFAULT_WEIGHTS
 from vocal_melody.cli.common import OneLineParser, run_cli
 from vocal_melody.errors import MelodyError
-from vocal_melody.evaluation import METRICS, mean_scores, melody_scores
+from vocal_melody.evaluation import METRICS, mean_scores, melody_scores, voiced_fraction_scores
 from vocal_melody.formats.readers import read_f0
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,7 +191,7 @@ def score_set(system, tracks) -> tuple[dict[str, float], float]:
         est_times, est_f0 = system(audio)
         seconds += time.perf_counter() - started
         if label is None:
-            scores.append({**{m: float("nan") for m in METRICS}, "VFA": float(np.mean(est_f0 > 0))})
+            scores.append(voiced_fraction_scores(est_f0))
             continue
         ref_times, ref_f0 = read_f0(label)
         scores.append(melody_scores(ref_times, ref_f0, est_times, est_f0))

@@ -208,14 +208,14 @@ def evaluation_sets(args) -> dict[str, list[tuple[str, Path, Path | None]]]:
 
 def score_track(extractor, audio: Path, label) -> dict[str, float]:
     """mir_eval scores of one track; without a label, the voiced fraction as VFA (instrumental music)."""
-    from vocal_melody.evaluation import melody_scores
+    from vocal_melody.evaluation import melody_scores, voiced_fraction_scores
     from vocal_melody.features import frame_times
     from vocal_melody.formats.readers import read_f0
     from vocal_melody.inference.extractor import extract_melody
 
     times, f0, _ = extract_melody(audio, extractor=extractor)
     if label is None:
-        return {**{m: float("nan") for m in METRICS}, "VFA": float(np.mean(f0 > 0))}
+        return voiced_fraction_scores(f0)
     if isinstance(label, Path):
         ref_times, reference = read_f0(label)
     else:  # a LabeledTrack of the labeled manifest

@@ -43,6 +43,11 @@ def mean_scores(per_track: list[dict[str, float]]) -> dict[str, float]:
     return {name: float(np.mean([scores[name] for scores in per_track])) for name in METRICS}
 
 
+def voiced_fraction_scores(est_f0: np.ndarray) -> dict[str, float]:
+    """Scores of music without a voice (no label): the share of frames called voiced, as VFA; the rest NaN."""
+    return {**{m: float("nan") for m in METRICS}, "VFA": float(np.mean(np.asarray(est_f0) > 0))}
+
+
 def check_pair(ref_path: Path, ref_times: np.ndarray, ref_f0: np.ndarray, est_path: Path,
                est_times: np.ndarray) -> None:
     """Warn about pairs mir_eval scores without complaint but a user would not mean to score."""
