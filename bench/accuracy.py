@@ -24,7 +24,6 @@ moved to our 10 ms grid by nearest frame. Prints one table (VR, VFA, RPA, RCA, O
 from __future__ import annotations
 
 import csv
-import io
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from vocal_melody.bundle import DEFAULT_WEIGHTS
 from vocal_melody.cli.common import OneLineParser, run_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import METRICS, mean_scores, melody_scores, voiced_fraction_scores
+from vocal_melody.fileio import csv_text
 from vocal_melody.formats.readers import read_f0
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,11 +294,7 @@ def main(argv=None) -> int:
     sys.stdout.write(format_rows(rows))
     print_engine_agreement(rows, records, compared, first_name)
     if args.csv:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["set", "system", *METRICS, "seconds"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        Path(args.csv).write_text(buffer.getvalue())
+        Path(args.csv).write_text(csv_text(rows, ["set", "system", *METRICS, "seconds"]))
     return 0
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ Rerunning the same command trains nothing twice and scores nothing twice.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import shlex
 import subprocess
@@ -41,7 +40,7 @@ from vocal_melody.cli import argtypes
 from vocal_melody.cli.common import OneLineParser, run_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import METRICS, mean_scores
-from vocal_melody.fileio import write_text_atomic
+from vocal_melody.fileio import csv_text, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -244,11 +243,8 @@ def score_models(models: dict[str, tuple[Path, bool]], sets: dict, folder: Path)
 
 
 def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TRACK_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-    return buffer.getvalue()
+    return csv_text(({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows),
+                    TRACK_FIELDS)
 
 
 def means_table(rows: list[dict], models: dict[str, tuple[Path, bool]]) -> str:

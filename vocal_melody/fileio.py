@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import glob
+import io
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from vocal_melody.errors import MelodyError
 
@@ -80,6 +82,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def csv_text(rows: Iterable[dict], fields: Sequence[str]) -> str:
+    """Rows as CSV text under a header of ``fields`` (``\n`` line ends); a key a row lacks is written empty."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: row.get(key, "") for key in fields} for row in rows)
+    return buffer.getvalue()
 
 
 def ensure_output_dir(path: str | os.PathLike) -> Path:

@@ -38,8 +38,6 @@ with labels and pseudo labels, plus the clean validation tracks), and
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import time
 from pathlib import Path
@@ -53,7 +51,7 @@ from vocal_melody.cli.training_options import (add_training_options, check_outpu
                                                labeled_tracks, prepare_environment, train_config)
 from vocal_melody.data.datasets import FeatureCache, read_manifest, unlabeled_folder
 from vocal_melody.errors import MelodyError
-from vocal_melody.fileio import ensure_output_dir, write_text_atomic
+from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.runtime import keras_backend
 from vocal_melody.training.distribute import make_strategy
 from vocal_melody.training.folder import ExportSources, export_folder, read_training_folder, training_folder_info
@@ -194,7 +192,7 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
         summary_rows.append({"iteration": iteration, "teacher": str(teacher_path),
                              "best_val_OA": round(trainer.state.best_oa, 4), "best_epoch": trainer.state.best_epoch,
                              "bundle": str(trainer.best_path)})
-        _write_summary(Path(args.run_dir) / "iterations.csv", summary_rows)
+        write_text_atomic(Path(args.run_dir) / "iterations.csv", csv_text(summary_rows, list(summary_rows[0])))
         if not args.quiet:
             print(f"iteration {iteration}: best validation OA {trainer.state.best_oa:.4f} -> {trainer.best_path}",
                   file=sys.stderr)
@@ -240,13 +238,6 @@ def _student(args: argparse.Namespace, config: TrainConfig, store: StudentData, 
         trainer.resume()
     return trainer, unlabeled_data
 
-
-def _write_summary(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ import numpy as np
 
 from vocal_melody.audio import decode_audio, to_mono_rate
 from vocal_melody.errors import MelodyError
-from vocal_melody.fileio import atomic_path, ensure_output_dir, write_text_atomic
+from vocal_melody.fileio import atomic_path, csv_text, ensure_output_dir, write_text_atomic
 
 POOL_RATE = 16000
 """Sample rate of the stored tracks (the synthesized material's rate, twice the model's)."""
@@ -303,12 +303,7 @@ def extract_package(deb: Path, package: str, output_dir: Path, progress: bool = 
 
 
 def _write_csv(path: Path, rows: Iterable[dict], fields: Sequence[str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: row.get(key, "") for key in fields})
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, csv_text(rows, fields))
 
 
 def _package_rows_path(output_dir: Path, package: str) -> Path:

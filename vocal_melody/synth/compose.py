@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import io
 import json
 import multiprocessing
 import os
@@ -28,7 +27,7 @@ from vocal_melody.audio import load_audio
 from vocal_melody.cache import ArrayCache
 from vocal_melody.data import music_pool
 from vocal_melody.errors import MelodyError
-from vocal_melody.fileio import AUDIO_EXTENSIONS, write_text_atomic
+from vocal_melody.fileio import AUDIO_EXTENSIONS, csv_text, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.synth import world
 from vocal_melody.synth.contours import expressive_f0
@@ -546,12 +545,7 @@ MANIFEST_FIELDS = ("id", "split", "audio", "label", "kind", "voices", "accompani
 
 def write_manifest(path: Path, rows: list[dict]) -> None:
     """The corpus manifest as CSV (paths relative to the manifest's folder)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in sorted(rows, key=lambda r: r["id"]):
-        writer.writerow({key: row.get(key, "") for key in MANIFEST_FIELDS})
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, csv_text(sorted(rows, key=lambda r: r["id"]), MANIFEST_FIELDS))
 
 
 def make_items(sources: Sources, tasks: list[tuple], cache_dir: Path, sample_rate: int, workers: int,

@@ -7,7 +7,6 @@ teacher's digest); ``--data DIR`` trains on it, also under ``KERAS_BACKEND=jax``
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from vocal_melody import features
 from vocal_melody.cache import file_digest
 from vocal_melody.data.datasets import frame_classes, read_manifest
 from vocal_melody.errors import MelodyError
-from vocal_melody.fileio import atomic_path, write_sound_atomic, write_text_atomic
+from vocal_melody.fileio import csv_text, write_sound_atomic, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.labels import class_to_f0
 from vocal_melody.training.student import SETUPS, StudentData, build_unlabeled, load_teacher, view_audio
@@ -63,15 +62,16 @@ class _FolderWriter:
                           "split": split, "weight": weight, "source": str(source.audio)})
         self.seconds[split] += samples.size / features.SAMPLE_RATE
 
+    @property
+    def minutes(self) -> dict[str, float]:
+        """Minutes of audio written per split."""
+        return {split: round(value / 60.0, 2) for split, value in self.seconds.items()}
+
     def finish(self, info: dict) -> None:
         """``export.json``, then the manifest last: a folder without it is unfinished."""
-        info["minutes"] = {split: round(value / 60.0, 2) for split, value in self.seconds.items()}
+        info["minutes"] = self.minutes
         write_text_atomic(self.folder / "export.json", json.dumps(info, indent=1) + "\n")
-        with atomic_path(self.folder / "manifest.csv") as temp:
-            with open(temp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]), lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(self.rows)
+        write_text_atomic(self.folder / "manifest.csv", csv_text(self.rows, list(self.rows[0])))
 
 
 def _check_export_target(folder: Path) -> None:
@@ -110,8 +110,7 @@ def export_folder(folder: Path, sources: ExportSources, store: StudentData, labe
                                "unlabeled_manifest": sources.unlabeled_manifest}})
     if progress:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2 ** 20
-        minutes = json.loads((folder / "export.json").read_text(encoding="utf-8"))["minutes"]
-        print(f"exported {len(writer.rows)} items ({', '.join(f'{k} {v} min' for k, v in minutes.items())}; "
+        print(f"exported {len(writer.rows)} items ({', '.join(f'{k} {v} min' for k, v in writer.minutes.items())}; "
               f"{size:.1f} MiB) to {folder}", file=sys.stderr)
 
 

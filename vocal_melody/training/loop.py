@@ -19,7 +19,7 @@ from vocal_melody import features
 from vocal_melody.bundle import read_bundle, save_bundle
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import METRICS
-from vocal_melody.fileio import write_text_atomic
+from vocal_melody.fileio import csv_text, write_text_atomic
 from vocal_melody.training.distribute import any_worker, configure_precision, multi_worker_cluster, on_jax
 from vocal_melody.training.frames import FrameData
 from vocal_melody.training.voicing import selection_oa, validate
@@ -182,11 +182,7 @@ class Trainer:
                 "state": vars(self.state), "decoding": self.decoding}
 
     def _log_text(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.log_rows)
-        return buffer.getvalue()
+        return csv_text(self.log_rows, LOG_FIELDS)
 
     def save_checkpoint(self) -> None:
         if not self.is_chief:  # one writer: the workers hold the same weights
