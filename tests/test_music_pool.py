@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +226,51 @@ def test_apt_download_says_when_the_archive_cannot_be_reached(tmp_path, monkeypa
     monkeypatch.setenv("APT_CONFIG", str(config))
     with pytest.raises(MelodyError, match="cannot reach the Debian package archive"):
         music_pool.apt_download(["xblast-tnt-musics"], tmp_path)
+
+
+def test_original_mixes_use_only_training_voices_and_music_at_the_stated_ratio(tmp_path):
+    """Unlabeled real singing over real music: training voices over training packages, deterministic, resumable."""
+    from test_synth import _voice_folder
+
+    from vocal_melody.audio import load_audio
+    from vocal_melody.synth import originals
+
+    screening = write_pool(tmp_path / "pool", POOL_TRACKS)
+    voices = _voice_folder(tmp_path / "voices")
+    sources = synth.discover_sources([voices], [])
+    pool = music_pool.load_pool(tmp_path / "pool", screening)
+    rows = originals.original_mixes(sources, pool, tmp_path / "a", seed=4, mixes_per_voice=2, sample_rate=RATE,
+                                    progress=False)
+    train_voices = {str(v.path) for v in sources.voices["train"]}
+    assert len(rows) == 2 * len(train_voices) and {r["voice"] for r in rows} == train_voices
+    assert {Path(r["accompaniment"]).parent.name for r in rows} <= {"wesnoth-1.16-music", "nexuiz-music"}
+    assert not any("sung" in r["accompaniment"] or "guitar" in r["accompaniment"] for r in rows)
+    for row in rows:
+        mix = soundfile.read(str(tmp_path / "a" / row["audio"]), dtype="float32")[0]
+        vocal = load_audio(row["voice"], RATE)[:len(mix)]
+        scale = float(mix @ vocal / (vocal @ vocal))  # the mix is scale x (vocal + gain x music)
+        music = mix - scale * vocal
+        active = originals.singing_frames(vocal, RATE)
+        ratio = 10 * np.log10(np.mean((scale * vocal[active]) ** 2) / np.mean(music ** 2))
+        assert ratio == pytest.approx(row["ratio_db"], abs=0.3)
+        assert originals.RATIO_DB[0] <= row["ratio_db"] <= originals.RATIO_DB[1]
+    first = tmp_path / "a" / rows[0]["audio"]
+    stamp = first.stat().st_mtime_ns
+    again = originals.original_mixes(sources, pool, tmp_path / "a", seed=4, mixes_per_voice=2, sample_rate=RATE,
+                                     progress=False)
+    assert again == rows and first.stat().st_mtime_ns == stamp  # kept, not rewritten
+    assert originals.original_mixes(sources, pool, tmp_path / "c", seed=4, mixes_per_voice=2, sample_rate=RATE,
+                                    progress=False) == rows
+    np.testing.assert_array_equal(soundfile.read(str(first))[0], soundfile.read(str(tmp_path / "c" / first.name))[0])
+
+
+def test_original_mixes_cli_errors_are_one_line(tmp_path):
+    """A folder that is no pool, and a pool with no screened training music: one line each, exit 1, no output."""
+    write_pool(tmp_path / "pool", POOL_TRACKS)  # its tracks are in no screening list the CLI reads
+    for music, message in ((tmp_path / "nowhere", "no music inventory"),
+                           (tmp_path / "pool", "no screened instrumental tracks in its train split")):
+        result = subprocess.run([sys.executable, str(ROOT / "synth_testset.py"), "originals", "--music", str(music),
+                                 "-o", str(tmp_path / "out")], capture_output=True, text=True)
+        assert result.returncode == 1 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert not (tmp_path / "out").exists()

@@ -89,7 +89,8 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NoTensorFlow())
 sys.argv = ["train_student.py", "--teacher", {str(teacher)!r}, "--data", {str(data)!r}, "--run-dir",
-            {str(run)!r}, "--cache-dir", {str(tmp_path / 'c')!r}, "--unvoiced-weight", "2", *{TINY!r}]
+            {str(run)!r}, "--cache-dir", {str(tmp_path / 'c')!r}, "--unvoiced-weight", "2",
+            "--voicing-loss-weight", "0.5", *{TINY!r}]
 try:
     runpy.run_path({str(ROOT / 'train_student.py')!r}, run_name="__main__")
 except SystemExit as exit:
@@ -108,6 +109,7 @@ from vocal_melody.inference.extractor import MelodyExtractor
 from vocal_melody.bundle import read_bundle
 bundle = read_bundle({str(best)!r})
 assert bundle.config["training"]["unvoiced_weight"] == 2.0
+assert bundle.config["training"]["voicing_loss_weight"] == 0.5
 assert bundle.config["decoding"]["val_OA_tuned"] >= 0
 spec = np.random.default_rng(0).uniform(-80, 0, (40, 513)).astype(np.float32)
 tf_out = MelodyExtractor({str(best)!r}, engine="tf").activations_from_spectrogram(spec)

@@ -43,6 +43,7 @@ from vocal_melody.synth.compose import (DEFAULT_ACCOMPANIMENT_DIRS, DEFAULT_VOIC
                                         plan_tasks, write_manifest)
 from vocal_melody.synth.demo import demo_song
 from vocal_melody.synth.mixing import SYNTH_RATE, write_audio
+from vocal_melody.synth.originals import original_mixes
 from vocal_melody.audio import load_audio
 
 
@@ -134,6 +135,23 @@ def _print_corpus_summary(output_dir: Path, rows: list[dict]) -> None:
           file=sys.stderr)
 
 
+def run_originals(args: argparse.Namespace) -> int:
+    """``originals``: unlabeled real singing over real music, for the Noisy Student."""
+    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
+    if args.no_research:
+        voice_dirs = [d for d in voice_dirs if "research" not in d.name]
+    sources = discover_sources(voice_dirs, [])
+    pool = music_pool.load_pool(args.music)
+    output_dir = Path(args.output_dir)
+    rows = original_mixes(sources, pool, output_dir, args.seed, args.mixes_per_voice, args.sample_rate,
+                          progress=not args.quiet)
+    if not args.quiet:
+        minutes = sum(r["seconds"] for r in rows) / 60
+        print(f"wrote {len(rows)} unlabeled mixes ({minutes:.1f} min) of {len({r['voice'] for r in rows})} "
+              f"training voices to {output_dir}; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
+    return 0
+
+
 def run_fetch_music(args: argparse.Namespace) -> int:
     """``fetch-music``: the Debian music packages, extracted, with their inventory."""
     rows = music_pool.fetch_music(args.output_dir, args.packages, args.deb, progress=not args.quiet)
@@ -201,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-q", "--quiet", action="store_true")
     comp.add_argument("--debug", **debug)
     comp.set_defaults(run=run_compose)
+
+    orig = modes.add_parser("originals", help="unlabeled real singing over real music: the training voices' "
+                            "original recordings over training-split pool music (Noisy Student input)")
+    orig.add_argument("--music", required=True, help="a fetched music pool (fetch-music's folder)")
+    orig.add_argument("--mixes-per-voice", type=argtypes.integer(1, 100), default=2)
+    orig.add_argument("--seed", type=argtypes.seed, default=0)
+    orig.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")
+    orig.add_argument("--no-research", action="store_true", help="leave out research-only voice folders")
+    orig.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
+    orig.add_argument("-o", "--output-dir", default="data/unlabeled_originals")
+    orig.add_argument("-q", "--quiet", action="store_true")
+    orig.add_argument("--debug", **debug)
+    orig.set_defaults(run=run_originals)
 
     fetch = modes.add_parser("fetch-music", help="download and extract the real instrumental music pool "
                              "(Debian game-music packages) and write its inventory")

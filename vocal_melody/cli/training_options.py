@@ -48,6 +48,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unvoiced-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
                         help="loss weight of no-voice frames (1 = the paper's plain cross-entropy; above 1 "
                              "makes a false voice cost more)")
+    parser.add_argument("--voicing-loss-weight", type=number(0.0, 100.0), default=0.0,
+                        help="weight of an auxiliary voice/no-voice loss on 1 - p(no voice), its two classes "
+                             "balanced per batch, as in the authors' JDC model (0 = the paper's plain "
+                             "cross-entropy)")
     parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
                         help="bf16 for AMX CPUs and recent GPUs (default: float32)")
     parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
@@ -88,7 +92,8 @@ def train_config(args: argparse.Namespace, **extra) -> TrainConfig:
                        patience=args.patience, max_minutes=args.max_minutes, seed=args.seed,
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
                        progress=not args.quiet, save_optimizer=not args.no_optimizer_state,
-                       unvoiced_weight=args.unvoiced_weight, optimizer=args.optimizer, extra_config=extra)
+                       unvoiced_weight=args.unvoiced_weight,
+                       voicing_loss_weight=args.voicing_loss_weight, optimizer=args.optimizer, extra_config=extra)
 
 
 def check_run_dir(args: argparse.Namespace) -> None:

@@ -22,6 +22,7 @@ from vocal_melody.evaluation import METRICS
 from vocal_melody.fileio import csv_text, write_text_atomic
 from vocal_melody.training.distribute import any_worker, configure_precision, multi_worker_cluster, on_jax
 from vocal_melody.training.frames import FrameData
+from vocal_melody.training.losses import melody_loss
 from vocal_melody.training.voicing import selection_oa, validate
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     progress: bool = True
     save_optimizer: bool = True
     unvoiced_weight: float = 1.0
+    voicing_loss_weight: float = 0.0
     optimizer: str = "adam"
     extra_config: dict = field(default_factory=dict)
 
@@ -159,7 +161,7 @@ class Trainer:
                 self.model.set_weights(init_weights)
             optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[config.optimizer]
             self.model.compile(optimizer=optimizer(config.learning_rate),
-                               loss=keras.losses.CategoricalCrossentropy())
+                               loss=melody_loss(config.voicing_loss_weight))
             self.model.optimizer.build(self.model.trainable_variables)
         self.log_rows: list[dict] = []
         self.decoding: dict = {"voicing_threshold": None}

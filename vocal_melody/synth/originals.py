@@ -1,0 +1,82 @@
+"""Real singing over real music, without labels: the training voices' *original* recordings (not re-synthesized
+by WORLD) mixed over training-split pool music, as unlabeled audio for the Noisy Student (its teacher labels it).
+
+Only training-split singing voices and training-split pool packages are used, so nothing of a validation or
+test split is heard. Mixes are deterministic in (seed, voice index, mix index), written atomically, and a
+folder's existing mixes are kept, so a run resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vocal_melody.audio import load_audio
+from vocal_melody.data.music_pool import MusicPool
+from vocal_melody.errors import MelodyError
+from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
+from vocal_melody.synth.compose import Sources, pool_excerpt
+from vocal_melody.synth.mixing import mix_at_ratio, write_audio
+
+
+RATIO_DB = (-3.0, 9.0)
+"""Vocal-to-accompaniment ratio range, as for the labeled corpus's sung items."""
+
+
+ACTIVE_FRAME_S = 0.03
+
+
+ACTIVE_WITHIN_DB = 20.0
+"""A frame sings when its energy is within this of the recording's 95th-percentile frame (the voice's level
+is measured there, not over its pauses)."""
+
+
+MANIFEST_FIELDS = ("id", "audio", "voice", "accompaniment", "ratio_db", "seconds", "seed")
+
+
+def singing_frames(vocal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Sample mask of where an isolated voice recording sings (an energy gate)."""
+    hop = max(1, int(ACTIVE_FRAME_S * sample_rate))
+    n_frames = max(1, len(vocal) // hop)
+    frames = np.resize(vocal, n_frames * hop).reshape(n_frames, hop)
+    energy_db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+    active = energy_db >= np.percentile(energy_db, 95) - ACTIVE_WITHIN_DB
+    if len(vocal) < hop:
+        return np.ones(len(vocal), bool)
+    mask = np.repeat(active, hop)
+    return np.concatenate([mask, np.full(len(vocal) - len(mask), mask[-1])])  # the tail: as its last frame
+
+
+def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: int, mixes_per_voice: int,
+                   sample_rate: int, progress: bool = True) -> list[dict]:
+    """Mix every training singing voice ``mixes_per_voice`` times over random training pool excerpts.
+
+    Returns the manifest rows (also written to ``output_dir/manifest.csv``).
+    """
+    from tqdm import tqdm
+
+    voices = [v for v in sources.voices["train"] if not v.speech]
+    music = pool.accompaniment["train"]
+    if not voices:
+        raise MelodyError("no training singing voices found")
+    if not music:
+        raise MelodyError("the music pool has no screened instrumental tracks in its train split")
+    output_dir = ensure_output_dir(output_dir)  # only once the sources are known to be there
+    rows = []
+    tasks = [(index, voice, k) for index, voice in enumerate(voices) for k in range(mixes_per_voice)]
+    for index, voice, k in tqdm(tasks, desc="original mixes", unit="mix", disable=not progress, file=sys.stderr):
+        rng = np.random.default_rng([seed, index, k])
+        track = music[int(rng.integers(len(music)))]
+        ratio_db = float(rng.uniform(*RATIO_DB))
+        path = output_dir / f"original_{index:04d}_{k}.flac"
+        vocal = load_audio(voice.path, sample_rate)
+        if not path.exists():
+            accompaniment = pool_excerpt(rng, Path(track), len(vocal), sample_rate)
+            mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, singing_frames(vocal, sample_rate))
+            write_audio(path, mix, sample_rate)
+        rows.append({"id": path.stem, "audio": path.name, "voice": str(voice.path), "accompaniment": str(track),
+                     "ratio_db": round(ratio_db, 2), "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
+    write_text_atomic(output_dir / "manifest.csv", csv_text(rows, MANIFEST_FIELDS))
+    return rows
