@@ -1,6 +1,7 @@
 """Choose a bundle's voicing rule on validation data and store it in the bundle.
 
     python scripts/tune_voicing.py runs/teacher/best.npz --val data/synth/manifest.csv
+    python scripts/tune_voicing.py CANDIDATE.npz --val data/synth_music/manifest.csv data/synth_music_val2/manifest.csv
 
 Candidates: the paper's argmax rule and thresholds 0.20-0.95 on the voicing probability
 ``1 - p(no voice)``; the one with the best mean validation OA is written into the bundle's
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle")
-    parser.add_argument("--val", required=True, help="manifest (its --val-split) or folder of labeled audio")
+    parser.add_argument("--val", required=True, nargs="+",
+                        help="manifests (their --val-split) or folders of labeled audio, scored together")
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT))
     parser.add_argument("--debug", action="store_true")
@@ -31,11 +33,12 @@ def main(argv=None) -> int:
     from vocal_melody.training.frames import load_frame_data
     from vocal_melody.training.voicing import tune_voicing
 
-    tracks = labeled_tracks(args.val, args.val_split, "f0")
+    tracks = [track for source in args.val for track in labeled_tracks(source, args.val_split, "f0")]
     data = load_frame_data(tracks, FeatureCache.under(args.cache_dir), progress=False)
     decoding = tune_voicing(Path(args.bundle), data)
     print(f"{args.bundle}: voicing threshold {decoding['voicing_threshold']} "
-          f"(validation OA {decoding['val_OA_tuned']:.4f}; argmax rule {decoding['val_OA_argmax']:.4f})")
+          f"(validation OA {decoding['val_OA_tuned']:.4f} over {len(tracks)} tracks; "
+          f"argmax rule {decoding['val_OA_argmax']:.4f})")
     return 0
 
 
