@@ -47,7 +47,7 @@ def test_voicing_loss_matches_numpy_and_zero_weight_is_plain_cross_entropy():
 
 
 def test_voicing_term_balances_the_two_classes():
-    """A batch with one voiced frame in 124: mistaking it costs as much as mistaking all unvoiced frames at once."""
+    """One voiced frame in 124 carries half the voicing term's weight: the rare class counts as much as the other."""
     from vocal_melody.training.losses import melody_loss
 
     classes = np.zeros((4, 31), np.int64)

@@ -8,12 +8,16 @@ and scored by a binary cross-entropy whose two classes are balanced within each 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Keras (and TensorFlow) load only when a model is trained
+    import keras
 
 EPSILON = 1e-7
 """Probability floor inside the logarithms (Keras's own cross-entropy clips at the same value)."""
 
 
-def melody_loss(voicing_weight: float = 0.0):
+def melody_loss(voicing_weight: float = 0.0) -> keras.losses.Loss:
     """The loss of a training run: plain categorical cross-entropy, plus ``voicing_weight`` x balanced voicing BCE."""
     import keras
 
