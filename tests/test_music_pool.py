@@ -259,6 +259,10 @@ def test_original_mixes_use_only_training_voices_and_music_at_the_stated_ratio(t
     again = originals.original_mixes(sources, pool, tmp_path / "a", seed=4, mixes_per_voice=2, sample_rate=RATE,
                                      progress=False)
     assert again == rows and first.stat().st_mtime_ns == stamp  # kept, not rewritten
+    with pytest.raises(MelodyError, match="holds mixes made with other settings"):
+        originals.original_mixes(sources, pool, tmp_path / "a", seed=5, mixes_per_voice=2, sample_rate=RATE,
+                                 progress=False)
+    assert first.stat().st_mtime_ns == stamp
     assert originals.original_mixes(sources, pool, tmp_path / "c", seed=4, mixes_per_voice=2, sample_rate=RATE,
                                     progress=False) == rows
     np.testing.assert_array_equal(soundfile.read(str(first))[0], soundfile.read(str(tmp_path / "c" / first.name))[0])

@@ -3,11 +3,12 @@ by WORLD) mixed over training-split pool music, as unlabeled audio for the Noisy
 
 Only training-split singing voices and training-split pool packages are used, so nothing of a validation or
 test split is heard. Mixes are deterministic in (seed, voice index, mix index), written atomically, and a
-folder's existing mixes are kept, so a run resumes.
+folder's existing mixes are kept, so a run resumes; a folder of mixes made with other settings is refused.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
@@ -49,6 +50,22 @@ def singing_frames(vocal: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate([mask, np.full(len(vocal) - len(mask), mask[-1])])  # the tail: as its last frame
 
 
+def _check_existing(output_dir: Path, plan: list[tuple]) -> None:
+    """Mixes already in the folder must be the ones planned (same voice, music, ratio): else two runs would mix."""
+    manifest = output_dir / "manifest.csv"
+    recorded = {}
+    if manifest.is_file():
+        recorded = {row["id"]: row for row in csv.DictReader(open(manifest, newline=""))}
+    for path, voice, track, ratio_db, _ in plan:
+        if not path.exists():
+            continue
+        row = recorded.get(path.stem)
+        if row is None or (row["voice"], row["accompaniment"], float(row["ratio_db"])) != (str(voice), str(track),
+                                                                                           ratio_db):
+            raise MelodyError(f"{output_dir} holds mixes made with other settings (seed, voices or music): "
+                              f"{path.name}; use another -o, or the same settings to resume")
+
+
 def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: int, mixes_per_voice: int,
                    sample_rate: int, progress: bool = True) -> list[dict]:
     """Mix every training singing voice ``mixes_per_voice`` times over random training pool excerpts.
@@ -63,20 +80,24 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
         raise MelodyError("no training singing voices found")
     if not music:
         raise MelodyError("the music pool has no screened instrumental tracks in its train split")
+    plan = []
+    for index, voice in enumerate(voices):
+        for k in range(mixes_per_voice):
+            rng = np.random.default_rng([seed, index, k])
+            track = Path(music[int(rng.integers(len(music)))])
+            ratio_db = round(float(rng.uniform(*RATIO_DB)), 2)
+            plan.append((output_dir / f"original_{index:04d}_{k}.flac", voice.path, track, ratio_db, rng))
+    _check_existing(output_dir, plan)
     output_dir = ensure_output_dir(output_dir)  # only once the sources are known to be there
     rows = []
-    tasks = [(index, voice, k) for index, voice in enumerate(voices) for k in range(mixes_per_voice)]
-    for index, voice, k in tqdm(tasks, desc="original mixes", unit="mix", disable=not progress, file=sys.stderr):
-        rng = np.random.default_rng([seed, index, k])
-        track = music[int(rng.integers(len(music)))]
-        ratio_db = float(rng.uniform(*RATIO_DB))
-        path = output_dir / f"original_{index:04d}_{k}.flac"
-        vocal = load_audio(voice.path, sample_rate)
+    for path, voice, track, ratio_db, rng in tqdm(plan, desc="original mixes", unit="mix", disable=not progress,
+                                                  file=sys.stderr):
+        vocal = load_audio(voice, sample_rate)
         if not path.exists():
-            accompaniment = pool_excerpt(rng, Path(track), len(vocal), sample_rate)
+            accompaniment = pool_excerpt(rng, track, len(vocal), sample_rate)
             mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, singing_frames(vocal, sample_rate))
             write_audio(path, mix, sample_rate)
-        rows.append({"id": path.stem, "audio": path.name, "voice": str(voice.path), "accompaniment": str(track),
-                     "ratio_db": round(ratio_db, 2), "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
+        rows.append({"id": path.stem, "audio": path.name, "voice": str(voice), "accompaniment": str(track),
+                     "ratio_db": ratio_db, "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
     write_text_atomic(output_dir / "manifest.csv", csv_text(rows, MANIFEST_FIELDS))
     return rows
