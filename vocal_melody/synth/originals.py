@@ -88,16 +88,16 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
             ratio_db = round(float(rng.uniform(*RATIO_DB)), 2)
             plan.append((output_dir / f"original_{index:04d}_{k}.flac", voice.path, track, ratio_db, rng))
     _check_existing(output_dir, plan)
-    output_dir = ensure_output_dir(output_dir)  # only once the sources are known to be there
     rows = []
     for path, voice, track, ratio_db, rng in tqdm(plan, desc="original mixes", unit="mix", disable=not progress,
                                                   file=sys.stderr):
         vocal = load_audio(voice, sample_rate)
         if not path.exists():
+            ensure_output_dir(output_dir)  # only once a mix is made: a bad first voice leaves no folder
             accompaniment = pool_excerpt(rng, track, len(vocal), sample_rate)
             mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, singing_frames(vocal, sample_rate))
             write_audio(path, mix, sample_rate)
         rows.append({"id": path.stem, "audio": path.name, "voice": str(voice), "accompaniment": str(track),
                      "ratio_db": ratio_db, "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
-    write_text_atomic(output_dir / "manifest.csv", csv_text(rows, MANIFEST_FIELDS))
+    write_text_atomic(ensure_output_dir(output_dir) / "manifest.csv", csv_text(rows, MANIFEST_FIELDS))
     return rows
