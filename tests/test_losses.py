@@ -62,18 +62,15 @@ def test_voicing_term_balances_the_two_classes():
     assert voicing_only == pytest.approx(62 * -np.log(p_voiced) / 124, rel=1e-3)
 
 
-def test_voicing_loss_on_jax_backend_matches_numpy():
+def test_voicing_loss_on_jax_backend_matches_numpy(tmp_path):
     pytest.importorskip("jax")
     targets, probs = _batch(1)
     expected = _numpy_loss(targets, probs, 1.5).mean()
     code = ("import numpy as np, sys; from vocal_melody.training.losses import melody_loss; "
             "d = np.load(sys.argv[1]); print(float(melody_loss(1.5)(d['t'], d['p'])))")
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"loss_batch_{os.getpid()}.npz")
+    path = tmp_path / "batch.npz"
     np.savez(path, t=targets, p=probs)
-    try:
-        result = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
-    finally:
-        os.unlink(path)
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.split()[-1]) == pytest.approx(expected, rel=1e-5)

@@ -92,9 +92,7 @@ def run_anasyn(args: argparse.Namespace) -> int:
 
 def run_compose(args: argparse.Namespace) -> int:
     """``compose``: a labeled training corpus (resumable: complete items are kept)."""
-    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
-    if args.no_research:
-        voice_dirs = [d for d in voice_dirs if "research" not in d.name]
+    voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
     for split, group in (sources.held_out or {}).items():
         if not args.quiet:
@@ -135,11 +133,15 @@ def _print_corpus_summary(output_dir: Path, rows: list[dict]) -> None:
           file=sys.stderr)
 
 
+def _voice_dirs(args: argparse.Namespace) -> list[Path]:
+    """--voices (default: the shared voice folders), without the research-only ones under --no-research."""
+    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
+    return [d for d in voice_dirs if "research" not in d.name] if args.no_research else voice_dirs
+
+
 def run_originals(args: argparse.Namespace) -> int:
     """``originals``: unlabeled real singing over real music, for the Noisy Student."""
-    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
-    if args.no_research:
-        voice_dirs = [d for d in voice_dirs if "research" not in d.name]
+    voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [])
     pool = music_pool.load_pool(args.music)
     output_dir = Path(args.output_dir)

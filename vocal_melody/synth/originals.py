@@ -40,12 +40,12 @@ MANIFEST_FIELDS = ("id", "audio", "voice", "accompaniment", "ratio_db", "seconds
 def singing_frames(vocal: np.ndarray, sample_rate: int) -> np.ndarray:
     """Sample mask of where an isolated voice recording sings (an energy gate)."""
     hop = max(1, int(ACTIVE_FRAME_S * sample_rate))
-    n_frames = max(1, len(vocal) // hop)
-    frames = np.resize(vocal, n_frames * hop).reshape(n_frames, hop)
-    energy_db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
-    active = energy_db >= np.percentile(energy_db, 95) - ACTIVE_WITHIN_DB
     if len(vocal) < hop:
         return np.ones(len(vocal), bool)
+    n_frames = len(vocal) // hop
+    frames = vocal[:n_frames * hop].reshape(n_frames, hop)
+    energy_db = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+    active = energy_db >= np.percentile(energy_db, 95) - ACTIVE_WITHIN_DB
     mask = np.repeat(active, hop)
     return np.concatenate([mask, np.full(len(vocal) - len(mask), mask[-1])])  # the tail: as its last frame
 
@@ -60,8 +60,8 @@ def _check_existing(output_dir: Path, plan: list[tuple]) -> None:
         if not path.exists():
             continue
         row = recorded.get(path.stem)
-        if row is None or (row["voice"], row["accompaniment"], float(row["ratio_db"])) != (str(voice), str(track),
-                                                                                           ratio_db):
+        if row is None or (row["voice"], row["accompaniment"], float(row["ratio_db"])) != (
+                str(voice), str(track), round(ratio_db, 2)):
             raise MelodyError(f"{output_dir} holds mixes made with other settings (seed, voices or music): "
                               f"{path.name}; use another -o, or the same settings to resume")
 
@@ -85,19 +85,20 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
         for k in range(mixes_per_voice):
             rng = np.random.default_rng([seed, index, k])
             track = Path(music[int(rng.integers(len(music)))])
-            ratio_db = round(float(rng.uniform(*RATIO_DB)), 2)
+            ratio_db = float(rng.uniform(*RATIO_DB))
             plan.append((output_dir / f"original_{index:04d}_{k}.flac", voice.path, track, ratio_db, rng))
     _check_existing(output_dir, plan)
-    rows = []
+    rows, loaded, vocal = [], None, np.zeros(0, np.float32)
     for path, voice, track, ratio_db, rng in tqdm(plan, desc="original mixes", unit="mix", disable=not progress,
                                                   file=sys.stderr):
-        vocal = load_audio(voice, sample_rate)
+        if voice != loaded:  # the plan is ordered by voice: each recording is decoded once
+            loaded, vocal = voice, load_audio(voice, sample_rate)
         if not path.exists():
             ensure_output_dir(output_dir)  # only once a mix is made: a bad first voice leaves no folder
             accompaniment = pool_excerpt(rng, track, len(vocal), sample_rate)
             mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, singing_frames(vocal, sample_rate))
             write_audio(path, mix, sample_rate)
         rows.append({"id": path.stem, "audio": path.name, "voice": str(voice), "accompaniment": str(track),
-                     "ratio_db": ratio_db, "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
+                     "ratio_db": round(ratio_db, 2), "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
     write_text_atomic(ensure_output_dir(output_dir) / "manifest.csv", csv_text(rows, MANIFEST_FIELDS))
     return rows
