@@ -278,3 +278,42 @@ def test_original_mixes_cli_errors_are_one_line(tmp_path):
         assert result.returncode == 1 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_labeled_original_mixes_of_the_val_split_score_real_singing(tmp_path):
+    """--split val --labels: validation voices over validation packages, each with its WORLD analysis label, in a
+    manifest the trainers read (several manifests together)."""
+    from test_synth import _voice_folder
+
+    from vocal_melody.cli.training_options import labeled_tracks
+    from vocal_melody.synth import originals
+    from vocal_melody.synth.compose import SourceCache
+
+    screening = write_pool(tmp_path / "pool", POOL_TRACKS)
+    voices = _voice_folder(tmp_path / "voices")
+    sources = synth.discover_sources([voices], [])
+    pool = music_pool.load_pool(tmp_path / "pool", screening)
+    cache = SourceCache(tmp_path / "cache", RATE)
+    rows = originals.original_mixes(sources, pool, tmp_path / "val", seed=4, mixes_per_voice=2, sample_rate=RATE,
+                                    progress=False, split="val", voice_cache=cache)
+    val_voices = {str(v.path) for v in sources.voices["val"]}
+    assert {r["voice"] for r in rows} == val_voices and len(rows) == 2 * len(val_voices)
+    assert {Path(r["accompaniment"]).parent.name for r in rows} <= {"singularity-music", "fretsonfire-songs-sectoid"}
+    assert all(r["split"] == "val" and r["id"].startswith("original_val_") for r in rows)
+    tracks = labeled_tracks(str(tmp_path / "val" / "manifest.csv"), "val", "f0")
+    assert [t.name for t in tracks] == [r["id"] for r in rows]
+    for track in tracks:
+        voiced = track.f0 > 0
+        assert 0.15 < voiced.mean() < 0.35  # each 0.8 s phrase sings its middle 0.2 s
+        cents = 1200 * np.log2(track.f0[voiced] / 260.0)  # singer1 (the val voice) sings 260 Hz
+        assert np.median(np.abs(cents)) < 50
+        mix = soundfile.read(str(track.audio))[0]
+        np.testing.assert_allclose(track.f0, originals.analysis_label(cache, Path(rows[0]["voice"]), len(mix)),
+                                   atol=1e-4)  # written with 4 decimals
+    train = originals.original_mixes(sources, pool, tmp_path / "train", seed=4, mixes_per_voice=1, sample_rate=RATE,
+                                     progress=False, voice_cache=cache)
+    both = [str(tmp_path / "train" / "manifest.csv"), str(tmp_path / "val" / "manifest.csv")]
+    assert len(labeled_tracks(both, "train", "f0")) == len(train)  # the val manifest adds no training item
+    assert len(labeled_tracks(both, "val", "f0")) == len(rows)
+    with pytest.raises(MelodyError, match="no tracks in split 'test'"):
+        labeled_tracks(both, "test", "f0")

@@ -66,6 +66,23 @@ def test_export_writes_8khz_flac_views_with_labels_and_pseudo_labels(exported):
         assert len(view) != len(clean) or np.abs(view - clean).max() > 0.01
 
 
+def test_export_takes_several_labeled_corpora_and_validation_sets(exported):
+    """--labeled and --val take several manifests: their splits are pooled (e.g. a corpus plus labeled real singing)."""
+    folder, manifest, teacher, _ = exported
+    second = make_tone_corpus(folder / "corpus2", n_train=1, n_val=2)
+    data = folder / "export_two"
+    result = run_student("--teacher", teacher, "--setup", "ns", "--labeled", manifest, second, "--val", second,
+                         "--unlabeled", folder / "corpus" / "val", "--export", data, "--cache-dir", folder / "cache",
+                         "-q")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(data / "manifest.csv")))
+    sources = {split: [r["source"] for r in rows if r["split"] == split] for split in ("train", "val")}
+    assert len(sources["train"]) == 3 and sum("corpus2" in s for s in sources["train"]) == 1
+    assert len(sources["val"]) == 2 and all("corpus2" in s for s in sources["val"])
+    info = json.loads((data / "export.json").read_text())
+    assert info["sources"]["labeled"] == [str(manifest), str(second)]
+
+
 def test_export_refuses_an_existing_folder(exported):
     folder, manifest, teacher, data = exported
     again = run_student("--teacher", teacher, "--labeled", manifest, "--unlabeled", folder / "corpus" / "val",

@@ -39,6 +39,7 @@ from vocal_melody.fileio import ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.synth.anasyn import anasyn, read_streams
 from vocal_melody.synth.compose import (DEFAULT_ACCOMPANIMENT_DIRS, DEFAULT_VOICE_DIRS, INSTRUMENTAL_SHARE, SPLITS,
+                                        SourceCache,
                                         accompaniment_kind, check_corpus_settings, discover_sources, make_items,
                                         plan_tasks, write_manifest)
 from vocal_melody.synth.demo import demo_song
@@ -140,17 +141,19 @@ def _voice_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def run_originals(args: argparse.Namespace) -> int:
-    """``originals``: unlabeled real singing over real music, for the Noisy Student."""
+    """``originals``: real singing over real music, unlabeled (Noisy Student input) or with analysis labels."""
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [])
     pool = music_pool.load_pool(args.music)
     output_dir = Path(args.output_dir)
+    voice_cache = SourceCache(Path(args.cache_dir), args.sample_rate) if args.labels else None
     rows = original_mixes(sources, pool, output_dir, args.seed, args.mixes_per_voice, args.sample_rate,
-                          progress=not args.quiet)
+                          progress=not args.quiet, split=args.split, voice_cache=voice_cache)
     if not args.quiet:
         minutes = sum(r["seconds"] for r in rows) / 60
-        print(f"wrote {len(rows)} unlabeled mixes ({minutes:.1f} min) of {len({r['voice'] for r in rows})} "
-              f"training voices to {output_dir}; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
+        kind = "labeled" if args.labels else "unlabeled"
+        print(f"wrote {len(rows)} {kind} mixes ({minutes:.1f} min) of {len({r['voice'] for r in rows})} "
+              f"{args.split}-split voices to {output_dir}; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
     return 0
 
 
@@ -222,9 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--debug", **debug)
     comp.set_defaults(run=run_compose)
 
-    orig = modes.add_parser("originals", help="unlabeled real singing over real music: the training voices' "
-                            "original recordings over training-split pool music (Noisy Student input)")
+    orig = modes.add_parser("originals", help="real singing over real music: a split's original voice recordings "
+                            "over that split's pool music (unlabeled Noisy Student input, or --labels)")
     orig.add_argument("--music", required=True, help="a fetched music pool (fetch-music's folder)")
+    orig.add_argument("--split", choices=SPLITS, default="train", help="whose voices and pool music (default: train)")
+    orig.add_argument("--labels", action="store_true",
+                      help="also write each mix's WORLD analysis label (gated harvest f0 of its voice) and a labeled "
+                           "manifest: e.g. --split val --labels, a validation set of real singing")
+    orig.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
     orig.add_argument("--mixes-per-voice", type=argtypes.integer(1, 100), default=2)
     orig.add_argument("--seed", type=argtypes.seed, default=0)
     orig.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")

@@ -248,9 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bts: Basic Teacher-Student, nts: Noisy Teacher-Student, ns: Noisy Student")
     parser.add_argument("--iterations", type=positive_int, default=1,
                         help="the student of iteration i teaches iteration i+1")
-    parser.add_argument("--labeled", help="manifest.csv or folder of labeled audio")
+    parser.add_argument("--labeled", nargs="+",
+                        help="manifests (their --train-split) or folders of labeled audio, used together")
     parser.add_argument("--train-split", default="train")
-    parser.add_argument("--val", help="validation manifest or folder (default: --labeled's val split)")
+    parser.add_argument("--val", nargs="+",
+                        help="validation manifests or folders, scored together (default: --labeled's val split)")
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--label-format", default="f0", choices=["f0", "mir1k", "ikala"])
     parser.add_argument("--unlabeled", nargs="+", help="folders or files of unlabeled audio (any format)")

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from vocal_melody.cli.argtypes import batch_size, gpu_indices, integer, number, positive_float, positive_int, seed
 from vocal_melody.cache import DEFAULT_CACHE_ROOT
@@ -74,14 +75,19 @@ def prepare_environment(args: argparse.Namespace) -> None:
     configure_runtime(args.gpu_index, args.verbose)
 
 
-def labeled_tracks(source: str, split: str, label_format: str) -> list:
-    """Tracks of a manifest split, or of a folder of audio and labels."""
-    path = Path(source)
-    if path.is_dir():
-        return pair_folder(path, fmt=label_format, split=split)
-    tracks = read_manifest(path, splits=(split,))
+def labeled_tracks(sources: str | Sequence[str], split: str, label_format: str) -> list:
+    """Tracks of a split of one or several manifests, or of folders of audio and labels (all their tracks).
+
+    With several sources, one without that split adds nothing (e.g. a corpus of training items only).
+    """
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    tracks = []
+    for source in sources:
+        path = Path(source)
+        tracks += pair_folder(path, fmt=label_format, split=split) if path.is_dir() else \
+            read_manifest(path, splits=(split,))
     if not tracks:
-        raise MelodyError(f"{path}: no tracks in split {split!r}")
+        raise MelodyError(f"{', '.join(map(str, sources))}: no tracks in split {split!r}")
     return tracks
 
 
@@ -113,8 +119,10 @@ def check_output(args: argparse.Namespace) -> None:
     if not getattr(args, "output", None):
         return
     target = Path(args.output).resolve()
-    inputs = [getattr(args, name, None) for name in ("train", "val", "labeled", "init", "teacher")]
-    inputs += list(getattr(args, "unlabeled_manifest", None) or [])
+    inputs = list(getattr(args, "unlabeled_manifest", None) or [])
+    for name in ("train", "val", "labeled", "init", "teacher"):
+        value = getattr(args, name, None)
+        inputs += value if isinstance(value, list) else [value]
     if any(item and Path(item).resolve() == target for item in inputs):
         raise MelodyError(f"--output {args.output} is one of the inputs; choose another file")
     if target.exists():

@@ -1,8 +1,12 @@
-"""Real singing over real music, without labels: the training voices' *original* recordings (not re-synthesized
-by WORLD) mixed over training-split pool music, as unlabeled audio for the Noisy Student (its teacher labels it).
+"""Real singing over real music: the voices' *original* recordings (not re-synthesized by WORLD) mixed over pool
+music of the same split. Without labels they are unlabeled audio for the Noisy Student (its teacher labels
+them); with ``labels`` each mix also gets the WORLD analysis label of its voice (gated harvest f0, the one
+analysis-synthesis resynthesizes with), so real singing can be scored: on validation voices, a validation set
+of real (not re-synthesized) singing. That label is an analysis of the isolated recording, not a human one: at
+note edges it calls more frames voiced than a human annotator does (the model card measures it on vocadito_1).
 
-Only training-split singing voices and training-split pool packages are used, so nothing of a validation or
-test split is heard. Mixes are deterministic in (seed, voice index, mix index), written atomically, and a
+Only the split's singing voices and pool packages are used, so the training split hears nothing of a validation
+or test split. Mixes are deterministic in (seed, split, voice index, mix index), written atomically, and a
 folder's existing mixes are kept, so a run resumes; a folder of mixes made with other settings is refused.
 """
 
@@ -14,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vocal_melody import labels
 from vocal_melody.audio import load_audio
 from vocal_melody.data.music_pool import MusicPool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
-from vocal_melody.synth.compose import Sources, pool_excerpt
-from vocal_melody.synth.mixing import mix_at_ratio, write_audio
+from vocal_melody.formats.writers import format_label
+from vocal_melody.synth.compose import SourceCache, Sources, pool_excerpt
+from vocal_melody.synth.mixing import label_frames, mix_at_ratio, write_audio
 
 
 RATIO_DB = (-3.0, 9.0)
@@ -35,6 +41,10 @@ is measured there, not over its pauses)."""
 
 
 MANIFEST_FIELDS = ("id", "audio", "voice", "accompaniment", "ratio_db", "seconds", "seed")
+
+
+LABELED_MANIFEST_FIELDS = ("id", "split", "audio", "label", "voice", "accompaniment", "ratio_db", "seconds", "seed")
+"""With labels the manifest is a labeled one (``--labeled``, ``--val``, ``tune_voicing.py --val`` read it)."""
 
 
 def singing_frames(vocal: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -66,39 +76,57 @@ def _check_existing(output_dir: Path, plan: list[tuple]) -> None:
                               f"{path.name}; use another -o, or the same settings to resume")
 
 
-def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: int, mixes_per_voice: int,
-                   sample_rate: int, progress: bool = True) -> list[dict]:
-    """Mix every training singing voice ``mixes_per_voice`` times over random training pool excerpts.
+def analysis_label(voice_cache: SourceCache, voice: Path, n_samples: int) -> np.ndarray:
+    """The WORLD analysis label (gated harvest f0, Hz, 0 = unvoiced) of a voice recording on the 10 ms grid."""
+    analysis = voice_cache.voice(voice)
+    f0 = np.where(labels.f0_to_class(analysis.f0) > 0, analysis.f0, 0.0)  # outside the label range: unvoiced
+    return label_frames(f0, analysis.frame_period, n_samples, voice_cache.sample_rate)
 
+
+def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: int, mixes_per_voice: int,
+                   sample_rate: int, progress: bool = True, split: str = "train",
+                   voice_cache: SourceCache | None = None) -> list[dict]:
+    """Mix every singing voice of ``split`` ``mixes_per_voice`` times over random pool excerpts of that split.
+
+    With ``voice_cache`` (its WORLD analyses) each mix gets its analysis label, ``<id>.f0.txt``.
     Returns the manifest rows (also written to ``output_dir/manifest.csv``).
     """
     from tqdm import tqdm
 
-    voices = [v for v in sources.voices["train"] if not v.speech]
-    music = pool.accompaniment["train"]
+    voices = [v for v in sources.voices[split] if not v.speech]
+    music = pool.accompaniment[split]
     if not voices:
-        raise MelodyError("no training singing voices found")
+        raise MelodyError(f"no {split}-split singing voices found")
     if not music:
-        raise MelodyError("the music pool has no screened instrumental tracks in its train split")
+        raise MelodyError(f"the music pool has no screened instrumental tracks in its {split} split")
+    prefix = "original" if split == "train" else f"original_{split}"  # train keeps its first names
     plan = []
     for index, voice in enumerate(voices):
         for k in range(mixes_per_voice):
             rng = np.random.default_rng([seed, index, k])
             track = Path(music[int(rng.integers(len(music)))])
             ratio_db = float(rng.uniform(*RATIO_DB))
-            plan.append((output_dir / f"original_{index:04d}_{k}.flac", voice.path, track, ratio_db, rng))
+            plan.append((output_dir / f"{prefix}_{index:04d}_{k}.flac", voice.path, track, ratio_db, rng))
     _check_existing(output_dir, plan)
     rows, loaded, vocal = [], None, np.zeros(0, np.float32)
     for path, voice, track, ratio_db, rng in tqdm(plan, desc="original mixes", unit="mix", disable=not progress,
                                                   file=sys.stderr):
         if voice != loaded:  # the plan is ordered by voice: each recording is decoded once
             loaded, vocal = voice, load_audio(voice, sample_rate)
+        row = {"id": path.stem, "audio": path.name, "voice": str(voice), "accompaniment": str(track),
+               "ratio_db": round(ratio_db, 2), "seconds": round(len(vocal) / sample_rate, 3), "seed": seed}
+        if voice_cache is not None:
+            label_path = path.with_suffix(".f0.txt")
+            if not label_path.exists():
+                label = analysis_label(voice_cache, voice, len(vocal))
+                write_text_atomic(ensure_output_dir(output_dir) / label_path.name, format_label(label))
+            row.update(split=split, label=label_path.name)
         if not path.exists():
             ensure_output_dir(output_dir)  # only once a mix is made: a bad first voice leaves no folder
             accompaniment = pool_excerpt(rng, track, len(vocal), sample_rate)
             mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, singing_frames(vocal, sample_rate))
             write_audio(path, mix, sample_rate)
-        rows.append({"id": path.stem, "audio": path.name, "voice": str(voice), "accompaniment": str(track),
-                     "ratio_db": round(ratio_db, 2), "seconds": round(len(vocal) / sample_rate, 3), "seed": seed})
-    write_text_atomic(ensure_output_dir(output_dir) / "manifest.csv", csv_text(rows, MANIFEST_FIELDS))
+        rows.append(row)
+    fields = MANIFEST_FIELDS if voice_cache is None else LABELED_MANIFEST_FIELDS
+    write_text_atomic(ensure_output_dir(output_dir) / "manifest.csv", csv_text(rows, fields))
     return rows

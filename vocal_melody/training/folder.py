@@ -35,7 +35,7 @@ class ExportSources:
 
     teacher: Path
     setup: str
-    labeled: str | None
+    labeled: list[str] | None
     unlabeled: list[str]
     unlabeled_manifest: list[str]
     unlabeled_weight: float
@@ -106,7 +106,7 @@ def export_folder(folder: Path, sources: ExportSources, store: StudentData, labe
     writer.finish({"format": FOLDER_FORMAT, "teacher": str(sources.teacher), "teacher_sha1": digest,
                    "setup": sources.setup, "k": store.k, "seed": store.seed, "original_rate_quirk": store.quirk,
                    "unlabeled_weight": sources.unlabeled_weight, "minutes": {},
-                   "sources": {"labeled": str(sources.labeled), "unlabeled": sources.unlabeled,
+                   "sources": {"labeled": [str(s) for s in sources.labeled or []], "unlabeled": sources.unlabeled,
                                "unlabeled_manifest": sources.unlabeled_manifest}})
     if progress:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2 ** 20
