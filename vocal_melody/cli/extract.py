@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from vocal_melody.batch import extract_locally, plan_jobs
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extractor.engine  # noqa: B018  (weights that do not fit their model fail once here, not once per file)
     for problem in problems:  # the other inputs are still processed; the exit code says so
         print(f"error: {problem}", file=sys.stderr)
+    created = not Path(args.output_dir).exists()
     output_dir = ensure_output_dir(args.output_dir)
     jobs, skipped, refused = plan_jobs(inputs, output_dir, args.format, args.plot, args.skip_existing)
     options = {"median_filter": args.median_filter, "subbin": args.subbin, "unvoiced_pitch": args.unvoiced_pitch,
@@ -120,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append(path)
             progress.write(f"error: {error}", file=sys.stderr)
     progress.close()
+    if created and not written and not any(output_dir.iterdir()):
+        output_dir.rmdir()  # every input failed: leave no empty folder behind
     if not args.quiet:
         summary = f"wrote {written} of {len(inputs) + len(problems)} melody files to {output_dir}"
         if skipped:
