@@ -317,3 +317,6 @@ def test_labeled_original_mixes_of_the_val_split_score_real_singing(tmp_path):
     assert len(labeled_tracks(both, "val", "f0")) == len(rows)
     with pytest.raises(MelodyError, match="no tracks in split 'test'"):
         labeled_tracks(both, "test", "f0")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(MelodyError, match="empty.csv: empty manifest"):  # not silently nothing among several
+        labeled_tracks([*both, str(tmp_path / "empty.csv")], "train", "f0")

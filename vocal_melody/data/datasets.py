@@ -113,7 +113,9 @@ def read_manifest(path: str | os.PathLike, splits: tuple[str, ...] | None = None
         raise MelodyError(f"manifest {path} not found")
     with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark is fine
         rows = list(csv.DictReader(handle))
-    if rows and not {"audio", "label", "split"} <= set(rows[0]):
+    if not rows:  # else, among several manifests, an empty one would add nothing without a word
+        raise MelodyError(f"{path}: empty manifest (no rows)")
+    if not {"audio", "label", "split"} <= set(rows[0]):
         raise MelodyError(f"{path}: not a manifest (needs columns audio, label, split)")
     tracks = []
     for number, row in enumerate(rows, start=2):
