@@ -2,8 +2,10 @@
 # The recipe of the shipped weights (vocal_melody/weights/melody_crnn.npz), step by step.
 # Steps 1-3 made the model of commit 6805111 (Noisy Student iteration 1); POOL=1 runs step 0, which made
 # the next one from it (commit d7bb41b): a Noisy Student iteration whose labeled data has real
-# instrumental music from the Debian music pool; ORIGINALS=1 runs step 00, which made the current one
-# from that (real singing among the unlabeled audio, the JDC-style voicing loss).
+# instrumental music from the Debian music pool; ORIGINALS=1 runs step 00, which made the one after
+# (commit 528b1cd: real singing among the unlabeled audio, the JDC-style voicing loss); SOUP=1 runs step
+# 000, which made the current one: the mean of step 00's model and a sister run with the real singing
+# as labeled data, both students of d7bb41b.
 #
 # On these 2-core CPUs each training step needs hours: every step has a time budget
 # (MINUTES per call) and resumes where it stopped, so run this script again (and again)
@@ -20,12 +22,9 @@ MINUTES=${MINUTES:-100}
 NS_ITERATIONS=${NS_ITERATIONS:-1}
 RESEARCH_FLAG=$([ "${NO_RESEARCH:-0}" = 1 ] && echo --no-research || true)
 
-# 00. (ORIGINALS=1, the current model) one more Noisy Student iteration from the model step 0 made (its own
-#     teacher), with the training voices' original recordings over training-split pool music among the
-#     unlabeled audio (real singing, not re-synthesized) and the JDC-style voicing loss; chosen by validation
-#     OA on the pool corpus's val split plus a larger one (compose --splits val, seed 5), never on a test set.
-#     Both runs of its control (--voicing-loss-weight 0 and 1) ran side by side, one thread each.
-if [ "${ORIGINALS:-0}" = 1 ]; then
+# The corpora of steps SOUP and 00: the pool corpus (labeled), its larger validation set, the unlabeled
+# synthesized mixes and the training voices' original recordings over training-split pool music.
+pool_corpora() {
     $PY synth_testset.py fetch-music -o data/music
     [ -f data/synth_music/manifest.csv ] || \
         $PY synth_testset.py compose --minutes 120 --seed 0 --music data/music -o data/synth_music $RESEARCH_FLAG
@@ -37,14 +36,66 @@ if [ "${ORIGINALS:-0}" = 1 ]; then
     PREVIOUS=runs/previous_ns2.npz
     mkdir -p runs
     [ -f "$PREVIOUS" ] || git show d7bb41b:vocal_melody/weights/melody_crnn.npz > "$PREVIOUS"
-    RESUME=$([ -f runs/ns3/iter1/last.npz ] && echo --resume || true)
+}
+
+# A Noisy Student iteration from PREVIOUS (d7bb41b, its teacher and starting point) with the voicing loss,
+# one thread per process (the shipped runs ran so, two side by side).
+#   train_ns_member RUN_DIR "MORE UNLABELED FOLDERS" ARGS...   (argparse keeps only the last --unlabeled)
+train_ns_member() {
+    local run_dir=$1 more_unlabeled=$2
+    shift 2
+    local resume
+    resume=$([ -f "$run_dir/iter1/last.npz" ] && echo --resume || true)
     # shellcheck disable=SC2046
     TF_NUM_INTRAOP_THREADS=${THREADS:-1} TF_NUM_INTEROP_THREADS=1 $PY train_student.py --teacher "$PREVIOUS" \
-        --setup ns --iterations 1 --labeled data/synth_music/manifest.csv \
+        --setup ns --iterations 1 \
         --unlabeled ../shared/data/songs $($PY scripts/screen_music.py data/music --list voice --split train) \
-        data/unlabeled_originals --unlabeled-manifest data/unlabeled_synth_music/manifest.csv --run-dir runs/ns3 \
+        $more_unlabeled --unlabeled-manifest data/unlabeled_synth_music/manifest.csv --run-dir "$run_dir" \
         --mixed-precision bf16 --steps-per-epoch 150 --patience 3 --seed 0 --lr 3e-4 --voicing-loss-weight 1 \
-        --max-minutes "$MINUTES" $RESUME
+        --max-minutes "$MINUTES" $resume "$@"
+}
+
+VAL_155="data/synth_music/manifest.csv data/synth_music_val2/manifest.csv data/originals_val/manifest.csv"
+
+# 000. (SOUP=1, the current model) the mean of the weights of two students of PREVIOUS (d7bb41b):
+#      A = step 00's model (real singing among the unlabeled audio), one epoch;
+#      B = the same with the training voices' original recordings as *labeled* data (their WORLD analysis
+#          labels) instead of unlabeled audio, validated on synthesized and real singing, two epochs.
+#      B alone is better on real singing and worse on synthesized mixtures; their mean beats both, and the
+#      model before, on the 155 validation tracks (107 synthesized, 48 real singing). Never on a test set.
+#      Here the members train one after the other (each run had one thread); rerun until it prints "done".
+if [ "${SOUP:-0}" = 1 ]; then
+    pool_corpora
+    [ -f data/labeled_originals/manifest.csv ] || $PY synth_testset.py originals --music data/music --seed 3 \
+        --labels -o data/labeled_originals $RESEARCH_FLAG -q
+    [ -f data/originals_val/manifest.csv ] || $PY synth_testset.py originals --music data/music --split val \
+        --labels --mixes-per-voice 12 --seed 7 -o data/originals_val $RESEARCH_FLAG -q
+    [ -f runs/soup_a/iterations.csv ] || train_ns_member runs/soup_a data/unlabeled_originals --max-epochs 1 \
+        --labeled data/synth_music/manifest.csv
+    [ -f runs/soup_b/iterations.csv ] || train_ns_member runs/soup_b "" --max-epochs 2 \
+        --labeled data/synth_music/manifest.csv data/labeled_originals/manifest.csv \
+        --val data/synth_music/manifest.csv data/originals_val/manifest.csv
+    if [ ! -f runs/soup_a/iterations.csv ] || [ ! -f runs/soup_b/iterations.csv ]; then
+        echo "soup: a member is still training; rerun this script to continue"
+        exit 0
+    fi
+    rm -f runs/soup_candidate.npz
+    $PY scripts/average_weights.py runs/soup_a/iter1/best.npz runs/soup_b/iter1/best.npz -o runs/soup_candidate.npz
+    # shellcheck disable=SC2086
+    $PY scripts/tune_voicing.py runs/soup_candidate.npz --val $VAL_155
+    echo "done: runs/soup_candidate.npz. Ship it only if its validation OA beats the same command on a copy of"
+    echo "the shipped model; then $PY scripts/quantize_weights.py --calibration data/synth_music/manifest.csv"
+    exit 0
+fi
+
+# 00. (ORIGINALS=1, member A of the current model, shipped alone before it) one more Noisy Student iteration
+#     from the model step 0 made (its own teacher), with the training voices' original recordings over
+#     training-split pool music among the unlabeled audio (real singing, not re-synthesized) and the
+#     JDC-style voicing loss; chosen by validation OA on the pool corpus's val split plus a larger one
+#     (compose --splits val, seed 5), never on a test set. Its control (--voicing-loss-weight 0) ran beside it.
+if [ "${ORIGINALS:-0}" = 1 ]; then
+    pool_corpora
+    train_ns_member runs/ns3 data/unlabeled_originals --labeled data/synth_music/manifest.csv
     cp runs/ns3/iter1/best.npz runs/ns3_candidate.npz
     $PY scripts/tune_voicing.py runs/ns3_candidate.npz --val data/synth_music/manifest.csv \
         data/synth_music_val2/manifest.csv
