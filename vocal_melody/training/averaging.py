@@ -17,8 +17,8 @@ from vocal_melody.bundle import Bundle, read_bundle, save_bundle
 from vocal_melody.cache import file_digest
 from vocal_melody.errors import MelodyError
 
-SHARED_CONFIG = ("features", "labels", "model")
-"""Config entries that must agree between the averaged bundles."""
+SHARED_CONFIG = ("features", "model")
+"""Config entries that must agree between the averaged bundles (``read_bundle`` already checks the labels)."""
 MEMBER_CONFIG = ("training", "state", "decoding")
 """Config entries of one member (its run, its voicing rule): kept under ``averaged_from``, not at the top."""
 
@@ -28,7 +28,7 @@ def average_bundles(paths: Sequence[str | os.PathLike], output: str | os.PathLik
     """Write to ``output`` the bundle whose weights are the (weighted) mean of ``paths``' weights.
 
     ``proportions`` (one per bundle, positive, normalised to sum 1) default to equal shares. The
-    bundles must share model, features, labels and normalisation statistics; the result takes the
+    bundles must share model, features and normalisation statistics; the result takes the
     first one's features and model, and records each source, with its training record and voicing
     rule, under ``averaged_from``: it has no voicing rule of its own (tune one on validation data).
     Every mismatch is a one-line :class:`MelodyError`.
