@@ -321,6 +321,7 @@ def corpus(tmp_path_factory):
     ("negative-sigma", "sigma"),
     ("corrupt-checkpoint", "not a valid weights bundle"),
     ("folder-without-labels", "has a label"),
+    ("folder-without-val", "has no validation split"),
     ("audio-is-text", "not a readable audio file"),
     ("run-dir-under-a-file", "cannot create output folder"),
     ("non-monotonic-label", "not increasing"),
@@ -335,6 +336,8 @@ def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
         manifest = tmp_path / "none.csv"
     elif case == "not-a-manifest":
         manifest = _ref(tmp_path, "a,b\n1,2\n", "m.csv")
+    elif case == "folder-without-val":
+        manifest = corpus.parent / "train"
     elif case == "missing-audio":
         manifest = _ref(tmp_path, "id,split,audio,label\n"
                         f"x,train,{tmp_path}/gone.wav,{corpus.parent}/train/train_0.f0.txt\n"
@@ -385,6 +388,7 @@ def test_teacher_bad_situations(case, message, tmp_path, corpus, capsys):
     ("no-unlabeled", "no unlabeled audio"),
     ("missing-unlabeled", "no such file or folder"),
     ("no-validation", "validation data needed"),
+    ("labeled-folder-without-val", "has no validation split"),
     ("corrupt-teacher", "not a valid weights bundle"),
     ("teacher-is-folder", "is a folder"),
     ("empty-unlabeled-folder", "no unlabeled audio"),
@@ -409,6 +413,8 @@ def test_student_bad_situations(case, message, tmp_path, corpus, capsys):
         argv[5] = tmp_path / "nowhere"
     elif case == "no-validation":
         argv = argv[:2] + argv[4:]
+    elif case == "labeled-folder-without-val":
+        argv[3] = corpus.parent / "train"
     elif case == "corrupt-teacher":
         teacher.write_bytes(teacher.read_bytes()[:300])
     elif case == "teacher-is-folder":

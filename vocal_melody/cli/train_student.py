@@ -48,7 +48,8 @@ from vocal_melody.cache import file_digest
 from vocal_melody.cli.argtypes import number, positive_int
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.cli.training_options import (add_training_options, check_output, copy_output, filters_list,
-                                               labeled_tracks, prepare_environment, train_config)
+                                               labeled_tracks, prepare_environment, train_config,
+                                               validation_sources)
 from vocal_melody.data.datasets import FeatureCache, read_manifest, unlabeled_folder
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
@@ -149,7 +150,7 @@ def run_iterations(args: argparse.Namespace) -> int:
     teacher_path = Path(args.teacher)
     if args.export:
         labeled = labeled_tracks(args.labeled, args.train_split, args.label_format) if args.labeled else []
-        val = labeled_tracks(args.val or args.labeled, args.val_split, args.label_format)
+        val = labeled_tracks(validation_sources(args.val, args.labeled), args.val_split, args.label_format)
         sources = ExportSources(teacher_path, args.setup, args.labeled, [str(u) for u in args.unlabeled or []],
                                 [str(u) for u in args.unlabeled_manifest or []], args.unlabeled_weight)
         export_folder(Path(args.export), sources, store, labeled if args.ratio[0] else [], unlabeled, val,
@@ -168,7 +169,7 @@ def run_iterations(args: argparse.Namespace) -> int:
 def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: list) -> int:
     """Each iteration's student, taught by the previous iteration's best; returns at the time budget."""
     labeled = labeled_tracks(args.labeled, args.train_split, args.label_format) if args.labeled else []
-    val = labeled_tracks(args.val or args.labeled, args.val_split, args.label_format)
+    val = labeled_tracks(validation_sources(args.val, args.labeled), args.val_split, args.label_format)
     val_data = load_frame_data(val, store.features, progress=not args.quiet, desc="val features")
     labeled_data = build_labeled(labeled, store, SETUPS[args.setup][1]) if labeled and args.ratio[0] else None
     summary_rows: list[dict] = []
@@ -252,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="manifests (their --train-split) or folders of labeled audio, used together")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val", nargs="+",
-                        help="validation manifests or folders, scored together (default: --labeled's val split)")
+                        help="validation manifests or folders, scored together (default: --labeled's val split; "
+                             "required when --labeled has a folder)")
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--label-format", default="f0", choices=["f0", "mir1k", "ikala"])
     parser.add_argument("--unlabeled", nargs="+", help="folders or files of unlabeled audio (any format)")

@@ -13,7 +13,8 @@ that ``--resume`` continues from, ``RUN_DIR/log.csv`` the per-epoch log.
 
 Labeled data: a ``synth_testset.py compose`` manifest (``--train-split``
 and ``--val-split`` pick its splits) or a folder of audio with labels
-matched by name (``--label-format f0|mir1k|ikala``).
+matched by name (``--label-format f0|mir1k|ikala``); a folder has no
+splits, so it needs ``--val`` with held-out tracks.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from vocal_melody.bundle import read_bundle
 from vocal_melody.cli.argtypes import positive_int
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.cli.training_options import (add_training_options, check_run_dir, filters_list, finish,
-                                               labeled_tracks, prepare_environment, train_config)
+                                               labeled_tracks, prepare_environment, train_config,
+                                               validation_sources)
 from vocal_melody.data.datasets import FeatureCache
 from vocal_melody.errors import MelodyError
 from vocal_melody.training.distribute import make_strategy
@@ -39,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=program_name("train_teacher.py"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", required=True, help="manifest.csv or folder of labeled audio")
     parser.add_argument("--train-split", default="train")
-    parser.add_argument("--val", help="manifest.csv or folder for validation (default: --train's val split)")
+    parser.add_argument("--val", help="manifest.csv or folder for validation (default: --train's val split; "
+                        "required when --train is a folder)")
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--label-format", default="f0", choices=["f0", "mir1k", "ikala"],
                         help="label format of folder corpora")
@@ -70,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vocal_melody.model import PAPER_FILTERS, PAPER_LSTM_UNITS, model_config  # imports TensorFlow
 
     train = labeled_tracks(args.train, args.train_split, args.label_format)
-    val = labeled_tracks(args.val or args.train, args.val_split, args.label_format)
+    val = labeled_tracks(validation_sources(args.val, args.train), args.val_split, args.label_format)
     cache = FeatureCache.under(args.cache_dir)
     train_data = load_frame_data(train, cache, progress=not args.quiet, desc="train features")
     val_data = load_frame_data(val, cache, progress=not args.quiet, desc="val features")

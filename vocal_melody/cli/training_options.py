@@ -91,6 +91,20 @@ def labeled_tracks(sources: str | Sequence[str], split: str, label_format: str) 
     return tracks
 
 
+def validation_sources(val: Sequence[str] | str | None, train: Sequence[str] | str) -> Sequence[str] | str:
+    """``--val``, or else the training sources (their val split validates); a folder has no splits: it needs ``--val``.
+
+    Without this check a folder's tracks would validate the model they train.
+    """
+    if val:
+        return val
+    for source in [train] if isinstance(train, (str, os.PathLike)) else train:
+        if Path(source).is_dir():
+            raise MelodyError(f"{source}: a folder has no validation split (its tracks are all training tracks); "
+                              "give held-out tracks with --val")
+    return train
+
+
 def train_config(args: argparse.Namespace, **extra) -> TrainConfig:
     """The training options the command line gave; ``extra`` is recorded in the bundle."""
     return TrainConfig(run_dir=Path(args.run_dir), batch_size=args.batch_size, learning_rate=args.learning_rate,
