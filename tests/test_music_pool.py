@@ -205,6 +205,19 @@ def test_compose_over_the_pool_labels_only_the_voice(tmp_path):
     assert kinds >= {"instrumental"} and kinds & {"sung", "resung"}
 
 
+def test_instrumental_leads_cuts_instrumental_items_from_lead_stems_only(tmp_path):
+    screening = write_pool(tmp_path / "pool", POOL_TRACKS)
+    from test_synth import _voice_folder
+
+    sources = _sources_with_pool(_voice_folder(tmp_path / "voices"), tmp_path / "pool", screening, 1.0)
+    sources.instrumental_leads = True
+    cache = synth.SourceCache(tmp_path / "cache", RATE)
+    picked = {split: {synth.compose_item(index, split, 4, 3.0, sources, cache)[2]["accompaniment"]
+                      for index in range(8)} for split in ("train", "test")}
+    assert picked["train"] == {"fretsonfire-songs-muldjord/song_guitar.flac"}
+    assert len(picked["test"]) == 2  # no lead stems there: all its instrumental tracks
+
+
 def test_compose_without_a_pool_uses_no_pool_material(tmp_path):
     from test_synth import _voice_folder
 

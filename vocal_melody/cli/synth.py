@@ -93,6 +93,8 @@ def run_anasyn(args: argparse.Namespace) -> int:
 
 def run_compose(args: argparse.Namespace) -> int:
     """``compose``: a labeled training corpus (resumable: complete items are kept)."""
+    if args.instrumental_leads and not args.music:
+        raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
     for split, group in (sources.held_out or {}).items():
@@ -101,6 +103,7 @@ def run_compose(args: argparse.Namespace) -> int:
     if args.music:
         sources.pool = music_pool.load_pool(args.music)
         sources.instrumental_share = args.instrumental_share
+        sources.instrumental_leads = args.instrumental_leads
         if sources.pool.unscreened and not args.quiet:
             print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
                   f"and are not used", file=sys.stderr)
@@ -108,6 +111,8 @@ def run_compose(args: argparse.Namespace) -> int:
                 "accompaniment": sorted(map(str, args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)),
                 "music": str(Path(args.music).resolve()) if args.music else None,
                 "instrumental_share": args.instrumental_share if args.music else None}
+    if args.instrumental_leads:  # recorded only when set: corpora made before the option stay resumable
+        settings["instrumental_leads"] = True
     check_corpus_settings(Path(args.output_dir), settings)
     output_dir = ensure_output_dir(args.output_dir)
     for split in SPLITS:
@@ -216,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--instrumental-share", type=argtypes.share, default=INSTRUMENTAL_SHARE,
                       help=f"with --music: share of items that are instrumental music alone, unvoiced on every "
                       f"frame (default {INSTRUMENTAL_SHARE})")
+    comp.add_argument("--instrumental-leads", action="store_true",
+                      help="with --music: cut the instrumental items from the lead-instrument stems only (the "
+                      "pool's lead guitars; a split without any keeps all its instrumental tracks)")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)

@@ -134,6 +134,8 @@ class Sources:
     distractors: list[Path]
     pool: music_pool.MusicPool | None = None
     instrumental_share: float = 0.0
+    instrumental_leads: bool = False
+    """Instrumental items from the pool's lead-instrument stems only (where the split has them)."""
     held_out: dict[str, str] | None = None
     """Voice groups moved out of training because a held-out split had none (split -> group)."""
 
@@ -266,7 +268,8 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
                        sample_rate: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """A whole item of screened instrumental music from the split's packages: unvoiced on every frame."""
     pool = sources.pool
-    tracks = pool.accompaniment[split] + pool.distractors[split]
+    leads_only = sources.instrumental_leads and pool.distractors[split]
+    tracks = pool.distractors[split] if leads_only else pool.accompaniment[split] + pool.distractors[split]
     path = tracks[int(rng.integers(len(tracks)))]
     n = int(round(seconds * sample_rate))
     audio = pool_excerpt(rng, path, n, sample_rate)
