@@ -31,7 +31,7 @@ WEIGHTS_VARIABLE = "VOCAL_MELODY_WEIGHTS"
 DEFAULT_WEIGHTS = Path(os.environ.get(WEIGHTS_VARIABLE)
                        or Path(__file__).resolve().parent / "weights" / "melody_crnn.npz")
 """The shipped model (package data), used when no ``-w`` is given; the environment variable overrides it."""
-TRAIN_HINT = "train one with `python train_teacher.py` or pass another file with -w"
+TRAIN_HINT = "train one with `python train_teacher.py`, or name an existing .npz bundle"
 
 
 @dataclass
