@@ -2,6 +2,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT, make_tone_corpus, save_random_bundle
 
@@ -104,3 +105,21 @@ def test_time_budget_is_per_call_so_a_resumed_run_goes_on(corpus):
     state = read_bundle(run / "iter1" / "last.npz").config["state"]
     assert state["epoch"] == 0 and state["step"] > steps_first > 0
     assert not (run / "iterations.csv").exists()  # the iteration is not finished
+
+
+def test_a_student_with_a_frozen_backbone_keeps_its_teachers_resnet_blocks(corpus, tmp_path):
+    from vocal_melody.bundle import read_bundle
+
+    folder, manifest, teacher = corpus
+    run = tmp_path / "run"
+    common = ["--teacher", teacher, "--setup", "bts", "--labeled", manifest, "--unlabeled", folder / "corpus" / "val",
+              "--cache-dir", folder / "cache_frozen", "--freeze-backbone"]
+    result = run_student(*common, "--run-dir", run, "--lr", "1e-2", *TINY)
+    assert result.returncode == 0, result.stderr
+    start, student = read_bundle(teacher), read_bundle(run / "iter1" / "last.npz")
+    changed = [not np.array_equal(a, b) for a, b in zip(start.weights, student.weights)]
+    # the model's last 8 arrays: the BiLSTM (kernel, recurrent kernel, bias per direction) and the output layer
+    assert not any(changed[:-8]) and all(changed[-8:]), changed
+    scratch = run_student(*common, "--run-dir", tmp_path / "scratch", "--init", "scratch", *TINY)
+    assert scratch.returncode == 1 and "--freeze-backbone" in scratch.stderr and "Traceback" not in scratch.stderr
+    assert not (tmp_path / "scratch").exists()

@@ -249,3 +249,32 @@ def test_unvoiced_weight_scales_the_loss_of_no_voice_frames_only():
     assert weights.tolist() == [[3.0, 1.0, 3.0], [0.5, 1.5, 0.5]]
     # a batch without a no-voice frame still gets weights, so every step sees the same inputs
     assert frame_weights(np.array([[4, 5]]), np.ones(1), unvoiced_weight=2.0).tolist() == [[1.0, 1.0]]
+
+
+def test_freeze_backbone_trains_only_the_bilstm_and_the_output_layer(tmp_path):
+    from vocal_melody.model import build_model
+
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    common = ["--train", manifest, "--steps-per-epoch", 3, "--max-epochs", 1, "--cache-dir", tmp_path / "cache"]
+    assert run_teacher(*common, "--run-dir", tmp_path / "first", *TINY_ARGS).returncode == 0
+    start = read_bundle(tmp_path / "first" / "last.npz")
+    result = run_teacher(*common, "--run-dir", tmp_path / "head", "--init", tmp_path / "first" / "last.npz",
+                         "--freeze-backbone", "--lr", "1e-2", *TINY_ARGS)
+    assert result.returncode == 0, result.stderr
+    tuned = read_bundle(tmp_path / "head" / "last.npz")
+    paths = [v.path for v in build_model(**start.model_args).weights]
+    assert len(paths) == len(start.weights) == len(tuned.weights)
+    for path, before, after in zip(paths, start.weights, tuned.weights):
+        if path.startswith("block"):  # convolutions and batch statistics (moving mean and variance too)
+            np.testing.assert_array_equal(after, before, err_msg=path)
+        else:
+            assert not np.allclose(after, before), path
+    assert {p.split("/")[0] for p in paths if not p.startswith("block")} == {"bilstm", "pitch"}
+    assert tuned.config["training"]["freeze_backbone"] is True
+
+
+def test_freeze_backbone_needs_a_trained_model_to_keep(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    result = run_teacher("--train", manifest, "--run-dir", tmp_path / "run", "--freeze-backbone", *TINY_ARGS)
+    assert result.returncode == 1 and "--init" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

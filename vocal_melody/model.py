@@ -93,6 +93,14 @@ def build_model(filters: tuple[int, ...] = PAPER_FILTERS,
     return keras.Model(inputs, outputs, name="crnn_melody")
 
 
+def freeze_resnet_blocks(model: keras.Model) -> None:
+    """Keep the four ResNet blocks (convolutions and batch statistics) as they are: only the BiLSTM and the
+    output layer train (``--freeze-backbone``). Frozen batch normalisation runs in inference mode."""
+    for layer in model.layers:
+        if layer.name.startswith("block"):
+            layer.trainable = False
+
+
 def model_config(filters: tuple[int, ...] = PAPER_FILTERS, lstm_units: int = PAPER_LSTM_UNITS,
                  dropout: bool = True) -> dict:
     """The keyword arguments of :func:`build_model`, as stored in a weights bundle (``dropout`` only when off)."""

@@ -305,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         training_folder_info(Path(args.data), Path(args.teacher))
     if not args.data and not args.prepare_only and not (args.val or args.labeled):
         raise MelodyError("validation data needed: give --labeled (its val split) or --val")
+    if args.freeze_backbone and (args.init == "scratch" or args.filters or args.lstm_units):
+        raise MelodyError("--freeze-backbone keeps the teacher's ResNet blocks: leave out --init scratch, "
+                          "--filters and --lstm-units")
     if Path(args.teacher).is_dir():
         raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
     if args.export:

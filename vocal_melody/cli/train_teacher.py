@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise MelodyError(f"--sigma must be >= 0, got {args.sigma}")
     if args.init and args.resume:
         raise MelodyError("--init starts a new run and --resume continues one: give only one")
+    if args.freeze_backbone and not (args.init or args.resume):
+        raise MelodyError("--freeze-backbone keeps the ResNet blocks of a trained model: give it with --init BUNDLE")
     init_bundle = None
     if args.init:  # checked before the run folder is created
         init_bundle = read_bundle(args.init, expected_features=features.FEATURE_DEFINITION)

@@ -53,6 +53,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="weight of an auxiliary voice/no-voice loss on 1 - p(no voice), its two classes "
                              "balanced per batch, as in the authors' JDC model (0 = the paper's plain "
                              "cross-entropy)")
+    parser.add_argument("--freeze-backbone", action="store_true",
+                        help="train only the BiLSTM and the output layer; the ResNet blocks (and their batch "
+                             "statistics) stay as in the starting model and are not back-propagated")
     parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
                         help="bf16 for AMX CPUs and recent GPUs (default: float32)")
     parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
@@ -113,7 +116,8 @@ def train_config(args: argparse.Namespace, **extra) -> TrainConfig:
                        mixed_precision=args.mixed_precision, tensorboard=args.tensorboard,
                        progress=not args.quiet, save_optimizer=not args.no_optimizer_state,
                        unvoiced_weight=args.unvoiced_weight,
-                       voicing_loss_weight=args.voicing_loss_weight, optimizer=args.optimizer, extra_config=extra)
+                       voicing_loss_weight=args.voicing_loss_weight, optimizer=args.optimizer,
+                       freeze_backbone=args.freeze_backbone, extra_config=extra)
 
 
 def check_run_dir(args: argparse.Namespace) -> None:

@@ -46,6 +46,7 @@ class TrainConfig:
     unvoiced_weight: float = 1.0
     voicing_loss_weight: float = 0.0
     optimizer: str = "adam"
+    freeze_backbone: bool = False
     extra_config: dict = field(default_factory=dict)
 
 
@@ -130,7 +131,8 @@ class Trainer:
 
     def __init__(self, model_args: dict, config: TrainConfig, mean: np.ndarray, std: np.ndarray,
                  strategy=None, init_weights: list[np.ndarray] | None = None) -> None:
-        from vocal_melody.model import build_model  # imports TensorFlow quietly: only when a model is trained
+        # imports TensorFlow quietly: only when a model is trained
+        from vocal_melody.model import build_model, freeze_resnet_blocks
 
         import keras
 
@@ -159,6 +161,8 @@ class Trainer:
             self.model = build_model(**model_args, synchronized_batchnorm=self.n_workers > 1)
             if init_weights is not None:
                 self.model.set_weights(init_weights)
+            if config.freeze_backbone:
+                freeze_resnet_blocks(self.model)
             optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[config.optimizer]
             self.model.compile(optimizer=optimizer(config.learning_rate),
                                loss=melody_loss(config.voicing_loss_weight))
