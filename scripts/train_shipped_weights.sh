@@ -4,8 +4,9 @@
 # the next one from it (commit d7bb41b): a Noisy Student iteration whose labeled data has real
 # instrumental music from the Debian music pool; ORIGINALS=1 runs step 00, which made the one after
 # (commit 528b1cd: real singing among the unlabeled audio, the JDC-style voicing loss); SOUP=1 runs step
-# 000, which made the current one: the mean of step 00's model and a sister run with the real singing
-# as labeled data, both students of d7bb41b.
+# 000, which made the next (commit 744d2d0): the mean of step 00's model and a sister run with the real
+# singing as labeled data, both students of d7bb41b; HEAD=1 runs step 0000, which made the current one
+# from it: the BiLSTM and output layer fine-tuned with more labeled instrumental music.
 #
 # On these 2-core CPUs each training step needs hours: every step has a time budget
 # (MINUTES per call) and resumes where it stopped, so run this script again (and again)
@@ -57,7 +58,47 @@ train_ns_member() {
 
 VAL_155="data/synth_music/manifest.csv data/synth_music_val2/manifest.csv data/originals_val/manifest.csv"
 
-# 000. (SOUP=1, the current model) the mean of the weights of two students of PREVIOUS (d7bb41b):
+# 0000. (HEAD=1, the current model) step 000's model (commit 744d2d0) fine-tuned with its ResNet blocks
+#       frozen (--freeze-backbone): only the BiLSTM and the output layer learn, from clean audio (setup
+#       bts: 744d2d0 labels the unlabeled audio it learns from), with 103 more minutes of labeled
+#       instrumental music from training packages (unvoiced on every frame; lead-guitar stems among them).
+#       Chosen on the 155 validation tracks (the trainer tunes the threshold there); two threads.
+if [ "${HEAD:-0}" = 1 ]; then
+    pool_corpora
+    [ -f data/labeled_originals/manifest.csv ] || $PY synth_testset.py originals --music data/music --seed 3 \
+        --labels -o data/labeled_originals $RESEARCH_FLAG -q
+    [ -f data/originals_val/manifest.csv ] || $PY synth_testset.py originals --music data/music --split val \
+        --labels --mixes-per-voice 12 --seed 7 -o data/originals_val $RESEARCH_FLAG -q
+    [ -f data/instrumental_train/manifest.csv ] || $PY synth_testset.py compose --minutes 40 --seed 11 \
+        --music data/music --instrumental-share 1 --splits train -o data/instrumental_train $RESEARCH_FLAG
+    [ -f data/instrumental_train2/manifest.csv ] || $PY synth_testset.py compose --minutes 80 --seed 12 \
+        --music data/music --instrumental-share 1 --splits train -o data/instrumental_train2 $RESEARCH_FLAG
+    [ -f data/leads_train/manifest.csv ] || $PY synth_testset.py compose --minutes 14 --seed 13 \
+        --music data/music --instrumental-share 1 --instrumental-leads --splits train -o data/leads_train \
+        $RESEARCH_FLAG
+    SOUP_MODEL=runs/soup_744d2d0.npz
+    [ -f "$SOUP_MODEL" ] || git show 744d2d0:vocal_melody/weights/melody_crnn.npz > "$SOUP_MODEL"
+    RESUME=$([ -f runs/head/iter1/last.npz ] && echo --resume || true)
+    # shellcheck disable=SC2046,SC2086
+    $PY train_student.py --teacher "$SOUP_MODEL" --setup bts --iterations 1 --freeze-backbone \
+        --labeled data/synth_music/manifest.csv data/labeled_originals/manifest.csv \
+        data/instrumental_train/manifest.csv data/instrumental_train2/manifest.csv data/leads_train/manifest.csv \
+        --val $VAL_155 \
+        --unlabeled ../shared/data/songs $($PY scripts/screen_music.py data/music --list voice --split train) \
+        --unlabeled-manifest data/unlabeled_synth_music/manifest.csv --run-dir runs/head \
+        --mixed-precision bf16 --steps-per-epoch 500 --patience 2 --seed 0 --lr 3e-5 --voicing-loss-weight 1 \
+        --max-epochs 2 --max-minutes "$MINUTES" $RESUME
+    if [ ! -f runs/head/iterations.csv ]; then
+        echo "head: still training; rerun this script to continue"
+        exit 0
+    fi
+    echo "done: runs/head/iter1/best.npz (threshold tuned on the 155 tracks). Ship it only if its validation"
+    echo "OA beats $PY scripts/tune_voicing.py on a copy of the shipped model (--val the same 155 tracks); then"
+    echo "$PY scripts/quantize_weights.py --calibration data/synth_music/manifest.csv"
+    exit 0
+fi
+
+# 000. (SOUP=1, the model before it) the mean of the weights of two students of PREVIOUS (d7bb41b):
 #      A = step 00's model (real singing among the unlabeled audio), one epoch;
 #      B = the same with the training voices' original recordings as *labeled* data (their WORLD analysis
 #          labels) instead of unlabeled audio, validated on synthesized and real singing, two epochs.
