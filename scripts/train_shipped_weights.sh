@@ -38,7 +38,14 @@ pool_corpora() {
     mkdir -p runs
     [ -f "$PREVIOUS" ] || git show d7bb41b:vocal_melody/weights/melody_crnn.npz > "$PREVIOUS"
 }
-
+# The training voices' original recordings over training-split pool music, labeled (steps HEAD and SOUP),
+# and the validation voices' over validation-split music (48 of the 155 validation tracks).
+labeled_originals() {
+    [ -f data/labeled_originals/manifest.csv ] || $PY synth_testset.py originals --music data/music --seed 3 \
+        --labels -o data/labeled_originals $RESEARCH_FLAG -q
+    [ -f data/originals_val/manifest.csv ] || $PY synth_testset.py originals --music data/music --split val \
+        --labels --mixes-per-voice 12 --seed 7 -o data/originals_val $RESEARCH_FLAG -q
+}
 # A Noisy Student iteration from PREVIOUS (d7bb41b, its teacher and starting point) with the voicing loss,
 # one thread per process (the shipped runs ran so, two side by side).
 #   train_ns_member RUN_DIR "MORE UNLABELED FOLDERS" ARGS...   (argparse keeps only the last --unlabeled)
@@ -65,10 +72,7 @@ VAL_155="data/synth_music/manifest.csv data/synth_music_val2/manifest.csv data/o
 #       Chosen on the 155 validation tracks (the trainer tunes the threshold there); two threads.
 if [ "${HEAD:-0}" = 1 ]; then
     pool_corpora
-    [ -f data/labeled_originals/manifest.csv ] || $PY synth_testset.py originals --music data/music --seed 3 \
-        --labels -o data/labeled_originals $RESEARCH_FLAG -q
-    [ -f data/originals_val/manifest.csv ] || $PY synth_testset.py originals --music data/music --split val \
-        --labels --mixes-per-voice 12 --seed 7 -o data/originals_val $RESEARCH_FLAG -q
+    labeled_originals
     [ -f data/instrumental_train/manifest.csv ] || $PY synth_testset.py compose --minutes 40 --seed 11 \
         --music data/music --instrumental-share 1 --splits train -o data/instrumental_train $RESEARCH_FLAG
     [ -f data/instrumental_train2/manifest.csv ] || $PY synth_testset.py compose --minutes 80 --seed 12 \
@@ -107,10 +111,7 @@ fi
 #      Here the members train one after the other (each run had one thread); rerun until it prints "done".
 if [ "${SOUP:-0}" = 1 ]; then
     pool_corpora
-    [ -f data/labeled_originals/manifest.csv ] || $PY synth_testset.py originals --music data/music --seed 3 \
-        --labels -o data/labeled_originals $RESEARCH_FLAG -q
-    [ -f data/originals_val/manifest.csv ] || $PY synth_testset.py originals --music data/music --split val \
-        --labels --mixes-per-voice 12 --seed 7 -o data/originals_val $RESEARCH_FLAG -q
+    labeled_originals
     [ -f runs/soup_a/iterations.csv ] || train_ns_member runs/soup_a data/unlabeled_originals --max-epochs 1 \
         --labeled data/synth_music/manifest.csv
     [ -f runs/soup_b/iterations.csv ] || train_ns_member runs/soup_b "" --max-epochs 2 \
