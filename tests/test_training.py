@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_MODEL, make_tone_corpus
+from conftest import ROOT, TINY_MODEL, make_tone_corpus, save_random_bundle
 
 from vocal_melody.bundle import read_bundle
 from vocal_melody.data.datasets import FeatureCache, read_manifest
@@ -255,10 +255,10 @@ def test_freeze_backbone_trains_only_the_bilstm_and_the_output_layer(tmp_path):
     from vocal_melody.model import build_model
 
     manifest = make_tone_corpus(tmp_path / "corpus")
-    common = ["--train", manifest, "--steps-per-epoch", 3, "--max-epochs", 1, "--cache-dir", tmp_path / "cache"]
-    assert run_teacher(*common, "--run-dir", tmp_path / "first", *TINY_ARGS).returncode == 0
-    start = read_bundle(tmp_path / "first" / "last.npz")
-    result = run_teacher(*common, "--run-dir", tmp_path / "head", "--init", tmp_path / "first" / "last.npz",
+    first = save_random_bundle(tmp_path / "first.npz", dict(TINY_MODEL))
+    start = read_bundle(first)
+    result = run_teacher("--train", manifest, "--steps-per-epoch", 3, "--max-epochs", 1, "--cache-dir",
+                         tmp_path / "cache", "--run-dir", tmp_path / "head", "--init", first,
                          "--freeze-backbone", "--lr", "1e-2", *TINY_ARGS)
     assert result.returncode == 0, result.stderr
     tuned = read_bundle(tmp_path / "head" / "last.npz")
