@@ -37,6 +37,8 @@ PAPER_LSTM_UNITS = 256
 L2_WEIGHT = 1e-5
 LEAKY_SLOPE = 0.01
 POOL_FREQUENCY = 4
+BLOCK_PREFIX = "block"
+"""Names of the ResNet blocks' layers start with it (``--freeze-backbone`` finds them so)."""
 
 
 def _conv(filters: int, kernel: int, name: str) -> layers.Conv2D:
@@ -46,7 +48,7 @@ def _conv(filters: int, kernel: int, name: str) -> layers.Conv2D:
 
 
 def _resnet_block(x, filters: int, index: int, synchronized: bool = False):
-    name = f"block{index}"
+    name = f"{BLOCK_PREFIX}{index}"
 
     def norm(suffix: str) -> layers.BatchNormalization:
         return layers.BatchNormalization(synchronized=synchronized, name=f"{name}_{suffix}")
@@ -97,7 +99,7 @@ def freeze_resnet_blocks(model: keras.Model) -> None:
     """Keep the four ResNet blocks (convolutions and batch statistics) as they are: only the BiLSTM and the
     output layer train (``--freeze-backbone``). Frozen batch normalisation runs in inference mode."""
     for layer in model.layers:
-        if layer.name.startswith("block"):
+        if layer.name.startswith(BLOCK_PREFIX):
             layer.trainable = False
 
 
