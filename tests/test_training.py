@@ -271,6 +271,13 @@ def test_freeze_backbone_trains_only_the_bilstm_and_the_output_layer(tmp_path):
             assert not np.allclose(after, before), path
     assert {p.split("/")[0] for p in paths if not p.startswith("block")} == {"bilstm", "pitch"}
     assert tuned.config["training"]["freeze_backbone"] is True
+    # resuming without the flag would train the blocks halfway through the run
+    before = (tmp_path / "head" / "last.npz").read_bytes()
+    unfrozen = run_teacher("--train", manifest, "--steps-per-epoch", 3, "--max-epochs", 2, "--cache-dir",
+                           tmp_path / "cache", "--run-dir", tmp_path / "head", "--resume", *TINY_ARGS)
+    assert unfrozen.returncode == 1 and "Traceback" not in unfrozen.stderr
+    assert "trained with --freeze-backbone" in unfrozen.stderr
+    assert (tmp_path / "head" / "last.npz").read_bytes() == before
 
 
 def test_freeze_backbone_needs_a_trained_model_to_keep(tmp_path):

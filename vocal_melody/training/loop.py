@@ -208,6 +208,11 @@ class Trainer:
         if bundle.model_args != self.model_args:
             raise MelodyError(f"{self.last_path} is a different model {bundle.model_args}; "
                               "use another --run-dir or the same model options")
+        recorded = bundle.config.get("training", {})
+        if bool(recorded.get("freeze_backbone")) != self.config.freeze_backbone:
+            # the other way round would train (or freeze) the ResNet blocks halfway through a run
+            wanted = "with" if recorded.get("freeze_backbone") else "without"
+            raise MelodyError(f"{self.last_path} was trained {wanted} --freeze-backbone; resume it {wanted} it")
         self.model.set_weights(bundle.weights)
         self.mean, self.std = bundle.mean, bundle.std
         optimizer_state = [bundle.extra[k] for k in sorted(bundle.extra) if k.startswith("opt_")]
@@ -215,7 +220,6 @@ class Trainer:
             for variable, value in zip(self.model.optimizer.variables, optimizer_state):
                 variable.assign(value)
         self.state = TrainState(**bundle.config.get("state", {}))
-        recorded = bundle.config.get("training", {})
         for key, value in self.config.extra_config.items():  # keep provenance (e.g. --init) across resumes
             if value is None and recorded.get(key) is not None:
                 self.config.extra_config[key] = recorded[key]
