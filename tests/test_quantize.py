@@ -33,6 +33,7 @@ def test_quantized_model_is_written_beside_the_bundle_with_its_digest(quantized)
     assert source["bundle_digest"] == file_digest(quantized) and source["calibration_windows"] == 6
     xml = (folder / "model.xml").read_text()
     assert xml.count('type="FakeQuantize"') >= 8  # the eight 3x3 convolutions' inputs (and weights)
+    assert str(folder.parent) not in xml and '<input_model value="saved_model" />' in xml  # no temporary path
 
 
 def test_auto_uses_int8_and_stays_close_to_the_float32_reference(quantized):

@@ -168,6 +168,8 @@ def convert_to_openvino(bundle: Bundle, folder: Path) -> Path:
         saved_model = Path(work) / "saved_model"
         model.export(str(saved_model), format="tf_saved_model", verbose=False)
         converted = openvino.convert_model(str(saved_model))
+        # the converter records its input's path; a temporary folder's name means nothing in a shipped file
+        converted.set_rt_info(saved_model.name, ["conversion_parameters", "input_model"])
         staging = Path(work) / "ir"
         openvino.save_model(converted, str(staging / "model.xml"))
         try:
