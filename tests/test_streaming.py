@@ -33,14 +33,14 @@ def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle, he
     original = cli._blocks
     monkeypatch.setattr(cli, "_blocks", lambda *a: (lambda: decodes.append(1) or original(*a)()))
     rng = np.random.default_rng(0)
-    audio = harmonic_tone(200, 23.7, 16000) + 0.05 * rng.standard_normal(int(23.7 * 16000)).astype(np.float32)
+    audio = harmonic_tone(200, 11.7, 16000) + 0.05 * rng.standard_normal(int(11.7 * 16000)).astype(np.float32)
     path = write_wav(tmp_path / "song.wav", audio, 16000)
     extractor = cli.MelodyExtractor(tiny_bundle, batch_size=3, engine="tf")  # chunks of 93 frames
     times, f0, confidence = cli.extract_melody(path, extractor=extractor, subbin=True)
     samples = fe.load_audio(path)
     expected_f0, expected_confidence = decoding.decode(extractor.activations(samples), subbin=True)
-    assert len(times) == fe.n_frames_for(samples.size) == 2371  # not a multiple of 93 nor of 31
-    assert len(decodes) == (1 if held_seconds > 23.7 else 2)
+    assert len(times) == fe.n_frames_for(samples.size) == 1171  # not a multiple of 93 nor of 31
+    assert len(decodes) == (1 if held_seconds > 11.7 else 2)
     np.testing.assert_allclose(f0, expected_f0, rtol=1e-6)
     np.testing.assert_allclose(confidence, expected_confidence, atol=1e-6)
 

@@ -100,9 +100,9 @@ def test_kill_and_resume_continues_without_redoing_epochs(tmp_path):
 def test_init_starts_a_new_run_from_a_bundles_weights_and_normalisation(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     common = ["--train", manifest, "--steps-per-epoch", 2, "--max-epochs", 1, "--cache-dir", tmp_path / "cache"]
-    assert run_teacher(*common, "--run-dir", tmp_path / "first", *TINY_ARGS).returncode == 0
-    first = read_bundle(tmp_path / "first" / "last.npz")
-    result = run_teacher(*common, "--run-dir", tmp_path / "second", "--init", tmp_path / "first" / "last.npz",
+    start = save_random_bundle(tmp_path / "first.npz", dict(TINY_MODEL), seed=3)
+    first = read_bundle(start)
+    result = run_teacher(*common, "--run-dir", tmp_path / "second", "--init", start,
                          "--lr", "1e-12", *TINY_ARGS)
     assert result.returncode == 0, result.stderr
     second = read_bundle(tmp_path / "second" / "last.npz")
@@ -110,12 +110,12 @@ def test_init_starts_a_new_run_from_a_bundles_weights_and_normalisation(tmp_path
     assert second.config["state"]["epoch"] == 1 and second.config["state"]["windows_seen"] == 8  # fresh state
     conv = next(i for i, w in enumerate(first.weights) if w.ndim == 4)
     np.testing.assert_allclose(second.weights[conv], first.weights[conv], atol=1e-6)
-    assert second.config["training"]["init"] == str(tmp_path / "first" / "last.npz")
+    assert second.config["training"]["init"] == str(start)
     resumed = run_teacher("--train", manifest, "--steps-per-epoch", 2, "--max-epochs", 2, "--cache-dir",
                           tmp_path / "cache", "--run-dir", tmp_path / "second", "--resume", *TINY_ARGS)
     assert resumed.returncode == 0, resumed.stderr
     assert read_bundle(tmp_path / "second" / "last.npz").config["training"]["init"] == second.config["training"]["init"]
-    other = run_teacher(*common, "--run-dir", tmp_path / "third", "--init", tmp_path / "first" / "last.npz",
+    other = run_teacher(*common, "--run-dir", tmp_path / "third", "--init", start,
                         "--filters", "4,4,4,8", "--lstm-units", "4", "-q")
     assert other.returncode == 1 and "different model" in other.stderr and "Traceback" not in other.stderr
 
