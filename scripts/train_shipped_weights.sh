@@ -76,6 +76,19 @@ train_ns_member() {
 
 VAL_155="data/synth_music/manifest.csv data/synth_music_val2/manifest.csv data/originals_val/manifest.csv"
 
+# The end of steps HEAD and WHOLE: "rerun" while RUN_DIR trains, then what to check before shipping.
+report_run() {
+    local run_dir=$1
+    if [ ! -f "$run_dir/iterations.csv" ]; then
+        echo "$run_dir: still training; rerun this script to continue"
+        exit 0
+    fi
+    echo "done: $run_dir/iter1/best.npz (threshold tuned on the 155 tracks). Ship it only if its validation"
+    echo "OA beats $PY scripts/tune_voicing.py on a copy of the shipped model (--val the same 155 tracks); then"
+    echo "$PY scripts/quantize_weights.py --calibration data/synth_music/manifest.csv"
+    exit 0
+}
+
 # 00000. (WHOLE=1, the current model) step 0000's model (commit 5088428) as teacher and starting point of one
 #        Noisy Student epoch of the whole model (no frozen blocks): the same data as step HEAD plus 63.7 more
 #        minutes of training-package instrumental music, noisy student (setup ns), Adam 1e-4, 300 steps of 32
@@ -99,14 +112,7 @@ if [ "${WHOLE:-0}" = 1 ]; then
         --unlabeled-manifest data/unlabeled_synth_music/manifest.csv --run-dir runs/whole \
         --mixed-precision bf16 --steps-per-epoch 300 --patience 2 --seed 0 --lr 1e-4 --voicing-loss-weight 1 \
         --max-epochs 1 --max-minutes "$MINUTES" $RESUME
-    if [ ! -f runs/whole/iterations.csv ]; then
-        echo "whole: still training; rerun this script to continue"
-        exit 0
-    fi
-    echo "done: runs/whole/iter1/best.npz (threshold tuned on the 155 tracks). Ship it only if its validation"
-    echo "OA beats $PY scripts/tune_voicing.py on a copy of the shipped model (--val the same 155 tracks); then"
-    echo "$PY scripts/quantize_weights.py --calibration data/synth_music/manifest.csv"
-    exit 0
+    report_run runs/whole
 fi
 
 # 0000. (HEAD=1, the model before) step 000's model (commit 744d2d0) fine-tuned with its ResNet blocks
@@ -130,14 +136,7 @@ if [ "${HEAD:-0}" = 1 ]; then
         --unlabeled-manifest data/unlabeled_synth_music/manifest.csv --run-dir runs/head \
         --mixed-precision bf16 --steps-per-epoch 500 --patience 2 --seed 0 --lr 3e-5 --voicing-loss-weight 1 \
         --max-epochs 2 --max-minutes "$MINUTES" $RESUME
-    if [ ! -f runs/head/iterations.csv ]; then
-        echo "head: still training; rerun this script to continue"
-        exit 0
-    fi
-    echo "done: runs/head/iter1/best.npz (threshold tuned on the 155 tracks). Ship it only if its validation"
-    echo "OA beats $PY scripts/tune_voicing.py on a copy of the shipped model (--val the same 155 tracks); then"
-    echo "$PY scripts/quantize_weights.py --calibration data/synth_music/manifest.csv"
-    exit 0
+    report_run runs/head
 fi
 
 # 000. (SOUP=1, the model before it) the mean of the weights of two students of PREVIOUS (d7bb41b):
