@@ -85,6 +85,8 @@ def test_bad_student_options(corpus, tmp_path):
     assert missing.returncode == 1 and "teacher bundle" in missing.stderr and "Traceback" not in missing.stderr
     shard = run_student("--teacher", teacher, "--shard", "3/2", "--run-dir", tmp_path / "r")
     assert shard.returncode == 2 and "shard" in shard.stderr
+    rule = run_student("--teacher", teacher, "--pseudo-voicing", "2", "--run-dir", tmp_path / "r")
+    assert rule.returncode == 2 and "between 0 and 1" in rule.stderr and "Traceback" not in rule.stderr
 
 
 def test_time_budget_is_per_call_so_a_resumed_run_goes_on(corpus):
@@ -123,3 +125,33 @@ def test_a_student_with_a_frozen_backbone_keeps_its_teachers_resnet_blocks(corpu
     scratch = run_student(*common, "--run-dir", tmp_path / "scratch", "--init", "scratch", *TINY)
     assert scratch.returncode == 1 and "--freeze-backbone" in scratch.stderr and "Traceback" not in scratch.stderr
     assert not (tmp_path / "scratch").exists()
+
+
+def test_pseudo_labels_follow_the_voicing_rule(corpus, tmp_path):
+    """``--pseudo-voicing``: argmax (the paper's), the teacher's stored threshold, or a threshold given; each rule's
+    labels a cache entry of their own."""
+    from types import SimpleNamespace
+
+    from vocal_melody.bundle import read_bundle, save_bundle
+    from vocal_melody.inference.decoding import decoded_classes
+    from vocal_melody.training.student import StudentData, load_teacher
+
+    folder, manifest, teacher = corpus
+    track = SimpleNamespace(audio=sorted((folder / "corpus" / "train").glob("*.wav"))[0])
+    spec = StudentData(tmp_path, 1, 0, False, False).features.spectrogram(track.audio)
+    activations = load_teacher(teacher).activations_from_spectrogram(spec)
+    stored, given = (float(q) for q in np.quantile(1.0 - activations[:, 0], [0.5, 0.25]))
+    bundle = read_bundle(teacher)
+    tuned = load_teacher(save_bundle(tmp_path / "tuned.npz", bundle.weights, bundle.mean, bundle.std,
+                                     {**bundle.config, "decoding": {"voicing_threshold": stored}}))
+    expected = {"argmax": np.argmax(activations, axis=1), "tuned": decoded_classes(activations, stored),
+                given: decoded_classes(activations, given)}
+    for rule, classes in expected.items():
+        store = StudentData(tmp_path / "cache", 1, 0, False, False, pseudo_voicing=rule)
+        np.testing.assert_array_equal(store.pseudo_labels(tuned, "digest", track, "", spec), classes)
+    # a random teacher voices every frame by argmax; the thresholds voice about a half and three quarters
+    assert (expected["tuned"] > 0).sum() < (expected[given] > 0).sum() < len(spec)
+    assert len(list((tmp_path / "cache" / "pseudo").glob("*.npz"))) == 3
+    for bad in ("soft", 1.5):
+        with pytest.raises(ValueError, match="pseudo_voicing"):
+            StudentData(tmp_path, 1, 0, False, False, pseudo_voicing=bad)

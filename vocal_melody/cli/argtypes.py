@@ -82,3 +82,16 @@ def odd_kernel(text: str) -> int:
     if value > 1 and value % 2 == 0:
         raise argparse.ArgumentTypeError(f"median filter size must be 0 or an odd number, got {text}")
     return value
+
+
+def voicing_rule(text: str) -> float | str:
+    """A voicing rule: ``tuned`` (the bundle's threshold), ``argmax`` (the paper's) or a threshold in [0, 1]."""
+    if text in ("tuned", "argmax"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"voicing threshold must be tuned, argmax or a number, got {text}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"voicing threshold must be between 0 and 1, got {text}")
+    return value

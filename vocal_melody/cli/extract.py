@@ -15,7 +15,7 @@ from typing import Sequence
 
 from vocal_melody.batch import extract_locally, plan_jobs
 from vocal_melody.bundle import DEFAULT_WEIGHTS
-from vocal_melody.cli.argtypes import batch_size, gpu_indices, odd_kernel
+from vocal_melody.cli.argtypes import batch_size, gpu_indices, odd_kernel, voicing_rule
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import collect_audio_files, ensure_output_dir
@@ -23,18 +23,6 @@ from vocal_melody.formats.writers import FORMATS
 from vocal_melody.inference.engines import ENGINES, require_gpus
 from vocal_melody.inference.extractor import DEFAULT_BATCH_SIZE, MelodyExtractor
 from vocal_melody.runtime import configure_runtime
-
-
-def _probability(text: str) -> float | str:
-    if text in ("tuned", "argmax"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"voicing threshold must be tuned, argmax or a number, got {text}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"voicing threshold must be between 0 and 1, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unvoiced-pitch", action="store_true",
                         help="write the most probable pitch of unvoiced frames as negative f0 (MIREX), so raw "
                              "pitch accuracy is measured apart from voicing")
-    parser.add_argument("--voicing-threshold", type=_probability, default="tuned", metavar="P",
+    parser.add_argument("--voicing-threshold", type=voicing_rule, default="tuned", metavar="P",
                         help="voiced when 1 - p(no voice) >= P; 'argmax': the paper's rule; 'tuned' (default): "
                              "the threshold chosen on validation data in training, else argmax")
     parser.add_argument("--format", choices=sorted(FORMATS), default="txt",

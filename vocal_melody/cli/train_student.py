@@ -13,14 +13,15 @@ Setups (who sees randAudioAugment-ed audio):
 - ``ns`` Noisy Student: the teacher labels clean audio, the student learns
   from augmented audio (labeled and unlabeled).
 
-Each iteration: hard pseudo labels (the teacher's argmax per frame) are
-computed once and cached; the student is trained on batches mixing labeled
-windows (cross-entropy with the labels) and unlabeled windows (cross-entropy
-with the pseudo labels, weighted by ``--unlabeled-weight``) in the ratio
-``--ratio``; the best student on validation OA becomes the teacher of the
-next iteration. ``RUN_DIR/iterN/best.npz`` and ``RUN_DIR/iterations.csv``
-keep every iteration. Augmented features are precomputed per track (``--k``
-chains per track; 1 as in the original) and cached.
+Each iteration: hard pseudo labels (the teacher's argmax per frame, or with
+``--pseudo-voicing`` a voicing threshold) are computed once and cached; the
+student is trained on batches mixing labeled windows (cross-entropy with the
+labels) and unlabeled windows (cross-entropy with the pseudo labels, weighted
+by ``--unlabeled-weight``) in the ratio ``--ratio``; the best student on
+validation OA becomes the teacher of the next iteration.
+``RUN_DIR/iterN/best.npz`` and ``RUN_DIR/iterations.csv`` keep every
+iteration. Augmented features are precomputed per track (``--k`` chains per
+track; 1 as in the original) and cached.
 
 For a cluster, ``--prepare-only --shard k/N`` computes the pseudo labels and
 augmented features of every N-th unlabeled file for the next iteration, so
@@ -45,7 +46,7 @@ from typing import Sequence
 
 from vocal_melody.bundle import read_bundle
 from vocal_melody.cache import file_digest
-from vocal_melody.cli.argtypes import number, positive_int
+from vocal_melody.cli.argtypes import number, positive_int, voicing_rule
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.cli.training_options import (add_training_options, check_output, copy_output, filters_list,
                                                labeled_tracks, prepare_environment, train_config,
@@ -122,7 +123,7 @@ def _prepare_on_ray(args: argparse.Namespace, unlabeled: list, teacher_path: Pat
     from vocal_melody.training.ray_labels import prepare_on_ray
 
     prepare_on_ray(unlabeled, teacher_path, args.cache_dir, args.k, args.seed, args.original_rate_quirk, args.setup,
-                   args.ray, progress=not args.quiet)
+                   args.ray, progress=not args.quiet, pseudo_voicing=args.pseudo_voicing)
 
 
 # ----------------------------------------------------------------------------- iterations
@@ -145,7 +146,8 @@ def run_iterations(args: argparse.Namespace) -> int:
     """``--export``, ``--prepare-only``, or the iterations of a run."""
     read_bundle(args.teacher)  # a broken teacher fails now, not after minutes of feature extraction
     check_output(args)
-    store = StudentData(Path(args.cache_dir), args.k, args.seed, args.original_rate_quirk, not args.quiet)
+    store = StudentData(Path(args.cache_dir), args.k, args.seed, args.original_rate_quirk, not args.quiet,
+                        args.pseudo_voicing)
     unlabeled = _unlabeled_tracks(args)
     teacher_path = Path(args.teacher)
     if args.export:
@@ -208,7 +210,7 @@ def _iteration_config(args: argparse.Namespace, iteration: int, teacher_path: Pa
     config = train_config(args, role="student", setup=args.setup, iteration=iteration,
                           teacher=str(teacher_path), unlabeled_files=n_unlabeled, k=args.k,
                           ratio=f"{args.ratio[0]}:{args.ratio[1]}", unlabeled_weight=args.unlabeled_weight,
-                          original_rate_quirk=args.original_rate_quirk)
+                          original_rate_quirk=args.original_rate_quirk, pseudo_voicing=args.pseudo_voicing)
     config.run_dir = Path(args.run_dir) / f"iter{iteration}"
     if args.max_minutes is not None:
         elapsed = 0.0 if training_started is None else (time.monotonic() - training_started) / 60.0
@@ -275,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ratio", type=parse_ratio, default=(1, 1), help="labeled:unlabeled windows per batch")
     parser.add_argument("--unlabeled-weight", type=number(0.0, 100.0, low_open=True), default=1.0,
                         help="loss weight of pseudo-labeled windows")
+    parser.add_argument("--pseudo-voicing", type=voicing_rule, default="argmax", metavar="RULE",
+                        help="voicing of the pseudo labels: argmax (the teacher's, the paper's rule), tuned (the "
+                             "threshold stored in the teacher's bundle; argmax if it has none) or a threshold P: "
+                             "voiced where the teacher's 1 - p(no voice) >= P")
     parser.add_argument("--k", type=positive_int, default=1, help="augmentation chains per track")
     parser.add_argument("--original-rate-quirk", action="store_true",
                         help="augment as the original did (sox told 8 kHz audio is 44.1 kHz)")

@@ -23,13 +23,19 @@ def decode(activations: np.ndarray, median_filter: int = 0, subbin: bool = False
     """
     activations = np.asarray(activations, dtype=np.float32)
     confidence = 1.0 - activations[:, 0]
-    if voicing_threshold is None:
-        classes = np.argmax(activations, axis=1)
-    else:
-        pitch_classes = 1 + np.argmax(activations[:, 1:], axis=1)
-        classes = np.where(confidence >= voicing_threshold, pitch_classes, 0)
+    classes = decoded_classes(activations, voicing_threshold)
     f0 = labels.weighted_pitch(activations, classes) if subbin else labels.class_to_f0(classes)
     return median_smoothed(f0, median_filter).astype(np.float64), confidence.astype(np.float64)
+
+
+def decoded_classes(activations: np.ndarray, voicing_threshold: float | None = None) -> np.ndarray:
+    """The class of every frame (0 = no voice) under a voicing rule: the paper's argmax (``None``), or the
+    most probable pitch class where ``1 - p(no voice) >= voicing_threshold`` and 0 elsewhere."""
+    activations = np.asarray(activations, dtype=np.float32)
+    if voicing_threshold is None:
+        return np.argmax(activations, axis=1)
+    pitch_classes = 1 + np.argmax(activations[:, 1:], axis=1)
+    return np.where(1.0 - activations[:, 0] >= voicing_threshold, pitch_classes, 0)
 
 
 def median_smoothed(f0: np.ndarray, kernel: int) -> np.ndarray:

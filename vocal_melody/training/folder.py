@@ -105,7 +105,7 @@ def export_folder(folder: Path, sources: ExportSources, store: StudentData, labe
         writer.write("val", track, features.load_audio(track.audio), track.f0, 1.0)
     writer.finish({"format": FOLDER_FORMAT, "teacher": str(sources.teacher), "teacher_sha1": digest,
                    "setup": sources.setup, "k": store.k, "seed": store.seed, "original_rate_quirk": store.quirk,
-                   "unlabeled_weight": sources.unlabeled_weight, "minutes": {},
+                   "pseudo_voicing": store.pseudo_voicing, "unlabeled_weight": sources.unlabeled_weight, "minutes": {},
                    "sources": {"labeled": [str(s) for s in sources.labeled or []], "unlabeled": sources.unlabeled,
                                "unlabeled_manifest": sources.unlabeled_manifest}})
     if progress:

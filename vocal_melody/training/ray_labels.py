@@ -17,10 +17,11 @@ from vocal_melody.training.student import StudentData, build_unlabeled, load_tea
 class PseudoLabelWorker:
     """A Ray actor holding one teacher: writes a file's views and pseudo labels into the shared cache."""
 
-    def __init__(self, teacher: str, cache_dir: str, k: int, seed: int, quirk: bool, setup: str) -> None:
+    def __init__(self, teacher: str, cache_dir: str, k: int, seed: int, quirk: bool, setup: str,
+                 pseudo_voicing: str | float = "argmax") -> None:
         self.teacher = load_teacher(Path(teacher))
         self.digest = file_digest(teacher)
-        self.store = StudentData(Path(cache_dir), k, seed, quirk, progress=False)
+        self.store = StudentData(Path(cache_dir), k, seed, quirk, progress=False, pseudo_voicing=pseudo_voicing)
         self.setup = setup
 
     def prepare(self, track) -> str | None:
@@ -32,7 +33,8 @@ class PseudoLabelWorker:
 
 
 def prepare_on_ray(tracks: list, teacher: str | os.PathLike, cache_dir: str | os.PathLike, k: int, seed: int,
-                   quirk: bool, setup: str, address: str, progress: bool = True) -> None:
+                   quirk: bool, setup: str, address: str, progress: bool = True,
+                   pseudo_voicing: str | float = "argmax") -> None:
     """Pseudo labels and augmented views of ``tracks`` computed by Ray workers into ``cache_dir``.
 
     The training that follows reads them from the cache as if it had computed them itself.
@@ -40,7 +42,7 @@ def prepare_on_ray(tracks: list, teacher: str | os.PathLike, cache_dir: str | os
     connect(address)
     from tqdm import tqdm
 
-    init = (str(Path(teacher).resolve()), str(Path(cache_dir).resolve()), k, seed, quirk, setup)
+    init = (str(Path(teacher).resolve()), str(Path(cache_dir).resolve()), k, seed, quirk, setup, pseudo_voicing)
     failures = []
     with tqdm(total=len(tracks), desc="pseudo labels (Ray)", unit="track", disable=not progress,
               file=sys.stderr) as bar:

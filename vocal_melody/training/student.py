@@ -7,7 +7,10 @@ Setups (who sees randAudioAugment-ed audio):
 - ``nts`` Noisy Teacher-Student: both; the teacher labels the augmented audio the student learns from.
 - ``ns`` Noisy Student: the teacher labels clean audio, the student learns from augmented audio.
 
-Pseudo labels are hard (the teacher's argmax per frame), computed once per view and cached.
+Pseudo labels are hard, computed once per view and cached: the teacher's argmax per frame (the paper's rule),
+or its most probable pitch where its voicing probability ``1 - p(no voice)`` reaches a threshold and no voice
+elsewhere: ``pseudo_voicing="tuned"`` takes the threshold stored in the teacher's bundle (the rule the teacher
+was chosen under), a number is the threshold itself.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from vocal_melody import features
 from vocal_melody.cache import ArrayCache, cache_key, file_digest
 from vocal_melody.data import augment
 from vocal_melody.data.datasets import FeatureCache, frame_classes
+from vocal_melody.inference.decoding import decoded_classes
 from vocal_melody.inference.extractor import MelodyExtractor
 from vocal_melody.labels import target_distributions
 from vocal_melody.training.frames import FrameData, frame_weights, sample_windows
@@ -40,10 +44,15 @@ def load_teacher(path: str | os.PathLike) -> MelodyExtractor:
 class StudentData:
     """Features (clean or augmented) and pseudo labels of one iteration, all cached."""
 
-    def __init__(self, cache_dir: Path, k: int, seed: int, original_rate_quirk: bool, progress: bool) -> None:
+    def __init__(self, cache_dir: Path, k: int, seed: int, original_rate_quirk: bool, progress: bool,
+                 pseudo_voicing: str | float = "argmax") -> None:
+        if pseudo_voicing not in ("argmax", "tuned") and not (isinstance(pseudo_voicing, float)
+                                                              and 0.0 <= pseudo_voicing <= 1.0):
+            raise ValueError(f"pseudo_voicing must be argmax, tuned or a threshold in [0, 1], got {pseudo_voicing!r}")
         self.features = FeatureCache.under(cache_dir)
         self.pseudo = ArrayCache(cache_dir / "pseudo")
         self.k, self.seed, self.quirk, self.progress = k, seed, original_rate_quirk, progress
+        self.pseudo_voicing = pseudo_voicing
 
     def chains(self, track) -> list[tuple[str, list]]:
         """``(description, randAudioAugment chain)`` of each augmented view of a track, ``--k`` of them."""
@@ -68,13 +77,17 @@ class StudentData:
         return views
 
     def pseudo_labels(self, teacher, teacher_digest: str, track, description: str, spec: np.ndarray) -> np.ndarray:
-        """The teacher's argmax class per frame for one view of a track, cached by teacher and view."""
-        key = cache_key("pseudo", teacher_digest, self.features.key(track.audio, description))
+        """The teacher's class per frame for one view of a track (see the module), cached by teacher, rule and view."""
+        threshold = {"argmax": None, "tuned": teacher.tuned_voicing_threshold}.get(self.pseudo_voicing,
+                                                                                   self.pseudo_voicing)
+        parts = ("pseudo", teacher_digest, self.features.key(track.audio, description))
+        # argmax labels keep their old key, so caches made before the option stay valid
+        key = cache_key(*parts) if threshold is None else cache_key(*parts, {"voicing_threshold": threshold})
         entry = self.pseudo.load(key)
         if entry is not None:
             return entry["classes"]
         activations = teacher.activations_from_spectrogram(spec)
-        classes = np.argmax(activations, axis=1).astype(np.int16)
+        classes = decoded_classes(activations, threshold).astype(np.int16)
         self.pseudo.save(key, {"classes": classes})
         return classes
 
