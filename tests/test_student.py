@@ -152,6 +152,6 @@ def test_pseudo_labels_follow_the_voicing_rule(corpus, tmp_path):
     # a random teacher voices every frame by argmax; the thresholds voice about a half and three quarters
     assert (expected["tuned"] > 0).sum() < (expected[given] > 0).sum() < len(spec)
     assert len(list((tmp_path / "cache" / "pseudo").glob("*.npz"))) == 3
-    for bad in ("soft", 1.5):
+    for bad in ("soft", 1.5, True):
         with pytest.raises(ValueError, match="pseudo_voicing"):
             StudentData(tmp_path, 1, 0, False, False, pseudo_voicing=bad)

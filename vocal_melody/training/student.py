@@ -46,8 +46,8 @@ class StudentData:
 
     def __init__(self, cache_dir: Path, k: int, seed: int, original_rate_quirk: bool, progress: bool,
                  pseudo_voicing: str | float = "argmax") -> None:
-        if pseudo_voicing not in ("argmax", "tuned") and not (isinstance(pseudo_voicing, float)
-                                                              and 0.0 <= pseudo_voicing <= 1.0):
+        is_threshold = isinstance(pseudo_voicing, (int, float)) and not isinstance(pseudo_voicing, bool)
+        if pseudo_voicing not in ("argmax", "tuned") and not (is_threshold and 0.0 <= pseudo_voicing <= 1.0):
             raise ValueError(f"pseudo_voicing must be argmax, tuned or a threshold in [0, 1], got {pseudo_voicing!r}")
         self.features = FeatureCache.under(cache_dir)
         self.pseudo = ArrayCache(cache_dir / "pseudo")
