@@ -60,6 +60,14 @@ class MelodyExtractor:
         value = self.bundle.config.get("decoding", {}).get("voicing_threshold")
         return None if value is None else float(value)
 
+    def voicing_threshold(self, rule: float | str | None) -> float | None:
+        """The threshold a voicing rule asks for: "tuned" (the bundle's), "argmax"/None (the paper's) or a number."""
+        if rule == "tuned":
+            return self.tuned_voicing_threshold
+        if rule == "argmax":
+            return None
+        return rule
+
     @property
     def engine(self) -> Engine:
         """The inference engine (built on first use; TensorFlow is imported only if needed)."""
@@ -171,7 +179,8 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
         return times, np.zeros(n_frames), np.zeros(n_frames)
     extractor = extractor or MelodyExtractor(weights)
     pad_value = float(features.db_with_reference(np.array([smallest]), largest)[0])
-    chunks = _ChunkPipeline(extractor, pad_value, subbin, _threshold(extractor, voicing_threshold), unvoiced_pitch)
+    chunks = _ChunkPipeline(extractor, pad_value, subbin, extractor.voicing_threshold(voicing_threshold),
+                             unvoiced_pitch)
     from tqdm import tqdm
 
     bar = tqdm(total=n_frames, unit="frame", disable=not progress, leave=False, file=sys.stderr, delay=2.0,
@@ -194,15 +203,6 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
     if unvoiced_pitch:
         f0 = np.where(f0 > 0, f0, -guess)
     return times, f0, confidence
-
-
-def _threshold(extractor: MelodyExtractor, voicing_threshold: float | str | None) -> float | None:
-    """The voicing threshold a call asks for: "tuned" (the bundle's), "argmax"/None (the paper's rule) or a number."""
-    if voicing_threshold == "tuned":
-        return extractor.tuned_voicing_threshold
-    if voicing_threshold == "argmax":
-        return None
-    return voicing_threshold
 
 
 class _ChunkPipeline:

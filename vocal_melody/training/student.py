@@ -78,8 +78,7 @@ class StudentData:
 
     def pseudo_labels(self, teacher, teacher_digest: str, track, description: str, spec: np.ndarray) -> np.ndarray:
         """The teacher's class per frame for one view of a track (see the module), cached by teacher, rule and view."""
-        threshold = {"argmax": None, "tuned": teacher.tuned_voicing_threshold}.get(self.pseudo_voicing,
-                                                                                   self.pseudo_voicing)
+        threshold = teacher.voicing_threshold(self.pseudo_voicing)
         parts = ("pseudo", teacher_digest, self.features.key(track.audio, description))
         # argmax labels keep their old key, so caches made before the option stay valid
         key = cache_key(*parts) if threshold is None else cache_key(*parts, {"voicing_threshold": threshold})
