@@ -490,6 +490,13 @@ def test_instrumental_leads_without_a_pool_is_refused_before_any_work(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_vibrato_without_a_pool_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run(synth_cli.main, ["compose", "--vibrato-share", "0.5", "-o", "corpus"], capsys)
+    assert_one_line_error(code, err, "--vibrato-share needs --music")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_nan_weights_are_refused_at_load(tmp_path, bundle, capsys):
     from vocal_melody.bundle import read_bundle, save_bundle
 

@@ -218,6 +218,31 @@ def test_instrumental_leads_cuts_instrumental_items_from_lead_stems_only(tmp_pat
     assert len(picked["test"]) == 2  # no lead stems there: all its instrumental tracks
 
 
+def test_vibrato_items_stay_unvoiced_and_change_only_the_instrumental_items(tmp_path):
+    screening = write_pool(tmp_path / "pool", POOL_TRACKS)
+    from test_synth import _voice_folder
+
+    voices = _voice_folder(tmp_path / "voices")
+    plain = _sources_with_pool(voices, tmp_path / "pool", screening, 0.5)
+    shaken = _sources_with_pool(voices, tmp_path / "pool", screening, 0.5)
+    shaken.vibrato_share = 1.0
+    cache = synth.SourceCache(tmp_path / "cache", RATE)
+    names = []
+    for index in range(16):
+        mix_a, label_a, fields_a = synth.compose_item(index, "train", 6, 4.0, plain, cache)
+        mix_b, label_b, fields_b = synth.compose_item(index, "train", 6, 4.0, shaken, cache)
+        np.testing.assert_array_equal(label_a, label_b)
+        if fields_a["kind"] != "instrumental":
+            np.testing.assert_array_equal(mix_a, mix_b)  # sung items are untouched
+            assert fields_a == fields_b
+            continue
+        assert not label_b.any() and mix_b.shape == mix_a.shape and not np.array_equal(mix_a, mix_b)
+        base, _, effect = fields_b["accompaniment"].partition("+")
+        assert base == fields_a["accompaniment"] and effect.startswith("vibrato")
+        names.append(effect)
+    assert "vibrato" in names and any(name.startswith("vibrato-lead-gm") for name in names)
+
+
 def test_compose_without_a_pool_uses_no_pool_material(tmp_path):
     from test_synth import _voice_folder
 

@@ -44,6 +44,31 @@ def test_expressive_f0_has_vibrato_in_range_and_silent_rests():
     assert abs(np.median(cents)) < 30  # the note stays on its pitch
 
 
+def test_with_vibrato_modulates_every_partial_like_a_sung_vibrato():
+    from scipy.signal import hilbert
+
+    from vocal_melody.synth.mixing import with_vibrato
+
+    frame = 0.005
+    tone = harmonic_tone(300.0, 3.0, RATE, amplitude=0.5)
+    shaken = with_vibrato(tone, RATE, np.random.default_rng(1))
+    assert shaken.shape == tone.shape and shaken.dtype == np.float32
+    for partial in (300.0, 900.0):  # each partial, through a narrow band around it
+        spectrum = np.fft.rfft(shaken)
+        freqs = np.fft.rfftfreq(len(shaken), 1.0 / RATE)
+        spectrum[np.abs(freqs - partial) > 0.1 * partial] = 0
+        phase = np.unwrap(np.angle(hilbert(np.fft.irfft(spectrum, len(shaken)))))
+        inst = np.diff(phase) * RATE / (2 * np.pi)
+        cents = 1200 * np.log2(np.clip(inst, 1.0, None) / partial)[RATE // 4:-RATE // 4]
+        cents = cents[:: int(frame * RATE)]
+        assert 15 <= np.percentile(np.abs(cents), 99) <= 140
+        assert abs(np.median(cents)) < 10  # around the note's pitch, not off it
+        wobble = np.abs(np.fft.rfft((cents - cents.mean()) * np.hanning(len(cents)), n=8192))
+        assert 4.2 <= np.fft.rfftfreq(8192, frame)[np.argmax(wobble[1:]) + 1] <= 7.3
+    plain = np.abs(np.fft.rfft(tone))
+    assert np.argmax(plain) == np.argmax(np.abs(np.fft.rfft(shaken)))  # the same note
+
+
 def test_anasyn_label_is_exact_on_the_resynthesized_voice():
     vocal = sung_tone()
     accompaniment = harmonic_tone(110.0, 2.0, RATE, amplitude=0.1)

@@ -95,6 +95,8 @@ def run_compose(args: argparse.Namespace) -> int:
     """``compose``: a labeled training corpus (resumable: complete items are kept)."""
     if args.instrumental_leads and not args.music:
         raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
+    if args.vibrato_share and not args.music:
+        raise MelodyError("--vibrato-share needs --music (the pool whose instrumental items it gives a vibrato)")
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
     for split, group in (sources.held_out or {}).items():
@@ -104,6 +106,7 @@ def run_compose(args: argparse.Namespace) -> int:
         sources.pool = music_pool.load_pool(args.music)
         sources.instrumental_share = args.instrumental_share
         sources.instrumental_leads = args.instrumental_leads
+        sources.vibrato_share = args.vibrato_share
         if sources.pool.unscreened and not args.quiet:
             print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
                   f"and are not used", file=sys.stderr)
@@ -113,6 +116,8 @@ def run_compose(args: argparse.Namespace) -> int:
                 "instrumental_share": args.instrumental_share if args.music else None}
     if args.instrumental_leads:  # recorded only when set: corpora made before the option stay resumable
         settings["instrumental_leads"] = True
+    if args.vibrato_share:
+        settings["vibrato_share"] = args.vibrato_share
     check_corpus_settings(Path(args.output_dir), settings)
     output_dir = ensure_output_dir(args.output_dir)
     for split in SPLITS:
@@ -224,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--instrumental-leads", action="store_true",
                       help="with --music: cut the instrumental items from the lead-instrument stems only (the "
                       "pool's lead guitars; a split without any keeps all its instrumental tracks)")
+    comp.add_argument("--vibrato-share", type=argtypes.share, default=0.0,
+                      help="with --music: share of the instrumental items given a sung-like vibrato (the whole "
+                      "excerpt, or a soundfont lead line added over it), still unvoiced on every frame: a vibrato "
+                      "alone is not a voice (default 0)")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)

@@ -32,7 +32,7 @@ from vocal_melody.formats.writers import format_label
 from vocal_melody.synth import world
 from vocal_melody.synth.contours import expressive_f0
 from vocal_melody.synth.melodies import Song, random_song
-from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active, write_audio
+from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active, with_vibrato, write_audio
 from vocal_melody.synth.singing import sing
 from vocal_melody.synth.soundfont import Track, render
 
@@ -116,6 +116,10 @@ LEAD_PROGRAMS = (40, 41, 56, 57, 60, 64, 65, 66, 68, 71, 73, 74, 80, 81)
 """Non-vocal melody instruments (violin, trumpet, sax, flute, synth leads...)."""
 
 
+VIBRATO_LEAD_PROBABILITY = 0.5
+"""Share of vibrato items whose vibrato is on an added soundfont lead line rather than on the whole excerpt."""
+
+
 @dataclass
 class VoiceSource:
     """One voice recording and the group (singer/folder) it belongs to."""
@@ -136,6 +140,8 @@ class Sources:
     instrumental_share: float = 0.0
     instrumental_leads: bool = False
     """Instrumental items from the pool's lead-instrument stems only (where the split has them)."""
+    vibrato_share: float = 0.0
+    """Share of instrumental items given a sung-like vibrato (still unvoiced)."""
     held_out: dict[str, str] | None = None
     """Voice groups moved out of training because a held-out split had none (split -> group)."""
 
@@ -265,7 +271,8 @@ def pool_excerpt(rng: np.random.Generator, path: Path, n: int, sample_rate: int)
 
 
 def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sources: Sources,
-                       sample_rate: int) -> tuple[np.ndarray, np.ndarray, dict]:
+                       sample_rate: int, vibrato_rng: np.random.Generator | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, dict]:
     """A whole item of screened instrumental music from the split's packages: unvoiced on every frame."""
     pool = sources.pool
     leads_only = sources.instrumental_leads and pool.distractors[split]
@@ -273,11 +280,29 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     path = tracks[int(rng.integers(len(tracks)))]
     n = int(round(seconds * sample_rate))
     audio = pool_excerpt(rng, path, n, sample_rate)
+    name = f"{path.parent.name}/{path.name}"
+    if vibrato_rng is not None and vibrato_rng.random() < sources.vibrato_share:
+        audio, name = _vibrato_music(vibrato_rng, audio, name, sample_rate)
     mix = (audio * 0.9 / max(float(np.max(np.abs(audio))), 1e-9)).astype(np.float32)
     label = np.zeros(features.n_frames_for(int(round(n * features.SAMPLE_RATE / sample_rate))))
-    fields = {"kind": "instrumental", "voices": "", "accompaniment": f"{path.parent.name}/{path.name}",
+    fields = {"kind": "instrumental", "voices": "", "accompaniment": name,
               "ratio_db": "", "seconds": round(n / sample_rate, 3)}
     return mix, label, fields
+
+
+def _vibrato_music(rng: np.random.Generator, audio: np.ndarray, name: str,
+                   sample_rate: int) -> tuple[np.ndarray, str]:
+    """Instrumental music with a sung-like vibrato: on the whole excerpt, or on a soundfont lead line added
+    over it; (audio, manifest name)."""
+    if rng.random() < VIBRATO_LEAD_PROBABILITY:
+        seconds = len(audio) / sample_rate
+        lead = Track(int(rng.choice(LEAD_PROGRAMS)))
+        lead.notes = [(n.onset, n.duration, int(n.midi), int(rng.integers(60, 100)))
+                      for n in random_song(rng, seconds, (60, 84)).notes]
+        played = with_vibrato(render([lead], seconds, sample_rate), sample_rate, rng)
+        level_db = rms_db(audio) - rms_db(played) + rng.uniform(0.0, 8.0)  # a melody above its backing
+        return audio + played * 10.0 ** (level_db / 20.0), f"{name}+vibrato-lead-gm{lead.program}"
+    return with_vibrato(audio, sample_rate, rng), f"{name}+vibrato"
 
 
 def mute_stretch(vocal: np.ndarray, label_f0: np.ndarray, start_s: float, seconds: float,
@@ -386,7 +411,9 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     pool_tracks = pool.accompaniment[split] if pool is not None else []
     if pool is not None and (pool_tracks or pool.distractors[split]) \
             and pool_rng.random() < sources.instrumental_share:
-        return _instrumental_item(pool_rng, split, seconds, sources, rate)
+        # vibrato draws from a stream of its own: corpora made without it stay as they were
+        vibrato_rng = np.random.default_rng([seed, index, 2]) if sources.vibrato_share > 0 else None
+        return _instrumental_item(pool_rng, split, seconds, sources, rate, vibrato_rng)
     kind, vocal, label_f0, voice_names, song = _voice_part(rng, sources.voices[split], cache, seconds)
     n = int(round(seconds * rate))
     seconds = n / rate
@@ -418,6 +445,7 @@ def _voice_part(rng: np.random.Generator, voices: list[VoiceSource], cache: Sour
     """(kind, vocal, its f0 on WORLD's grid, voice names, the song or None): a new melody sung by a real
     voice, or real singing re-sung with transposed f0."""
     lead_in = float(rng.uniform(0.0, 4.0)) if rng.random() < 0.4 else float(rng.uniform(0.0, 0.5))
+    lead_in = min(lead_in, 0.5 * seconds)  # a short item still has a note (binds only below 8 s)
     if rng.random() >= 0.55:
         vocal, label_f0, voice_names = _resung_voice(rng, voices, cache, seconds)
         return "resung", vocal, label_f0, voice_names, None

@@ -15,6 +15,11 @@ import numpy as np
 
 from vocal_melody.labels import midi_to_hz
 
+VIBRATO_DEPTH_CENTS = (20.0, 80.0)
+"""Range of a sung vibrato's peak deviation."""
+VIBRATO_RATE_HZ = (4.5, 7.0)
+"""Range of a sung vibrato's rate."""
+
 
 @dataclass(frozen=True)
 class Note:
@@ -41,8 +46,8 @@ def _smooth_noise(rng: np.random.Generator, n: int, smoothing_frames: int, scale
 
 
 def expressive_f0(notes: list[Note], frame_period: float, rng: np.random.Generator,
-                  n_frames: int | None = None, vibrato_depth: tuple[float, float] = (20.0, 80.0),
-                  vibrato_rate: tuple[float, float] = (4.5, 7.0)) -> np.ndarray:
+                  n_frames: int | None = None, vibrato_depth: tuple[float, float] = VIBRATO_DEPTH_CENTS,
+                  vibrato_rate: tuple[float, float] = VIBRATO_RATE_HZ) -> np.ndarray:
     """Frame-wise f0 in Hz (0 = rest) for ``notes``, one value every ``frame_period`` seconds.
 
     Frame ``i`` is at time ``i * frame_period``. Notes must not overlap.
@@ -91,3 +96,14 @@ def expressive_f0(notes: list[Note], frame_period: float, rng: np.random.Generat
     cents += _smooth_noise(rng, n_frames, 2, rng.uniform(1.0, 3.0))  # jitter
     f0 = midi_to_hz(np.nan_to_num(midi) + cents / 100.0)
     return np.where(np.isnan(midi), 0.0, f0)
+
+
+def vibrato_cents(n_frames: int, frame_period: float, rng: np.random.Generator,
+                  depth: tuple[float, float] = VIBRATO_DEPTH_CENTS,
+                  rate: tuple[float, float] = VIBRATO_RATE_HZ) -> np.ndarray:
+    """A sung-like vibrato on its own: cents of deviation per frame, with slowly varying rate and depth."""
+    smoothing = int(0.3 / frame_period)
+    rate_hz = rng.uniform(*rate) + _smooth_noise(rng, n_frames, smoothing, 0.25)
+    depth_cents = rng.uniform(*depth) * (1.0 + _smooth_noise(rng, n_frames, smoothing, 0.15))
+    phase = 2 * np.pi * np.cumsum(rate_hz) * frame_period + rng.uniform(0, 2 * np.pi)
+    return depth_cents * np.sin(phase)
