@@ -218,7 +218,7 @@ def test_instrumental_leads_cuts_instrumental_items_from_lead_stems_only(tmp_pat
     assert len(picked["test"]) == 2  # no lead stems there: all its instrumental tracks
 
 
-def test_vibrato_items_stay_unvoiced_and_change_only_the_instrumental_items(tmp_path):
+def test_vibrato_changes_the_music_and_never_the_label(tmp_path):
     screening = write_pool(tmp_path / "pool", POOL_TRACKS)
     from test_synth import _voice_folder
 
@@ -232,15 +232,14 @@ def test_vibrato_items_stay_unvoiced_and_change_only_the_instrumental_items(tmp_
         mix_a, label_a, fields_a = synth.compose_item(index, "train", 6, 4.0, plain, cache)
         mix_b, label_b, fields_b = synth.compose_item(index, "train", 6, 4.0, shaken, cache)
         np.testing.assert_array_equal(label_a, label_b)
-        if fields_a["kind"] != "instrumental":
-            np.testing.assert_array_equal(mix_a, mix_b)  # sung items are untouched
-            assert fields_a == fields_b
-            continue
-        assert not label_b.any() and mix_b.shape == mix_a.shape and not np.array_equal(mix_a, mix_b)
-        base, _, effect = fields_b["accompaniment"].partition("+")
+        assert mix_b.shape == mix_a.shape and not np.array_equal(mix_a, mix_b)
+        assert fields_b["voices"] == fields_a["voices"] and fields_b["kind"] == fields_a["kind"]
+        base, _, effect = fields_b["accompaniment"].rpartition("+")
         assert base == fields_a["accompaniment"] and effect.startswith("vibrato")
-        names.append(effect)
-    assert "vibrato" in names and any(name.startswith("vibrato-lead-gm") for name in names)
+        assert label_b.any() == (fields_b["kind"] != "instrumental")
+        names.append((fields_b["kind"] == "instrumental", effect))
+    assert {instrumental for instrumental, _ in names} == {True, False}
+    assert {"vibrato"} < {effect for _, effect in names} and any(e.startswith("vibrato-lead-gm") for _, e in names)
 
 
 def test_compose_without_a_pool_uses_no_pool_material(tmp_path):

@@ -96,7 +96,7 @@ def run_compose(args: argparse.Namespace) -> int:
     if args.instrumental_leads and not args.music:
         raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
     if args.vibrato_share and not args.music:
-        raise MelodyError("--vibrato-share needs --music (the pool whose instrumental items it gives a vibrato)")
+        raise MelodyError("--vibrato-share needs --music (the pool music it gives a vibrato)")
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
     for split, group in (sources.held_out or {}).items():
@@ -230,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --music: cut the instrumental items from the lead-instrument stems only (the "
                       "pool's lead guitars; a split without any keeps all its instrumental tracks)")
     comp.add_argument("--vibrato-share", type=argtypes.share, default=0.0,
-                      help="with --music: share of the instrumental items given a sung-like vibrato (the whole "
-                      "excerpt, or a soundfont lead line added over it), still unvoiced on every frame: a vibrato "
-                      "alone is not a voice (default 0)")
+                      help="with --music: share of the items whose music gets a sung-like vibrato (on the whole "
+                      "music, or on a soundfont lead line added over it); the label stays the voice's, unvoiced "
+                      "on instrumental items: a vibrato alone is not a voice (default 0)")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)

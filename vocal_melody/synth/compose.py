@@ -141,7 +141,8 @@ class Sources:
     instrumental_leads: bool = False
     """Instrumental items from the pool's lead-instrument stems only (where the split has them)."""
     vibrato_share: float = 0.0
-    """Share of instrumental items given a sung-like vibrato (still unvoiced)."""
+    """Share of items whose music gets a sung-like vibrato (instrumental items stay unvoiced, sung items keep
+    the voice's label)."""
     held_out: dict[str, str] | None = None
     """Voice groups moved out of training because a held-out split had none (split -> group)."""
 
@@ -429,6 +430,10 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         vocal, label_f0 = mute_stretch(vocal, label_f0, float(rng.uniform(0.0, max(0.0, seconds - stretch))),
                                        stretch, rate)
     accompaniment, accompaniment_name = _accompaniment_part(rng, pool_rng, split, n, song, seconds, sources, cache)
+    if sources.vibrato_share > 0:  # an instrument with vibrato beside the voice, and alone in its rests
+        vibrato_rng = np.random.default_rng([seed, index, 2])
+        if vibrato_rng.random() < sources.vibrato_share:
+            accompaniment, accompaniment_name = _vibrato_music(vibrato_rng, accompaniment, accompaniment_name, rate)
     ratio_db = float(rng.uniform(-5.0, 10.0))
     active = voice_active(label_f0, world.FRAME_PERIOD_MS, n, rate)
     if not active.any():
