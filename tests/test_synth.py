@@ -44,29 +44,34 @@ def test_expressive_f0_has_vibrato_in_range_and_silent_rests():
     assert abs(np.median(cents)) < 30  # the note stays on its pitch
 
 
-def test_with_vibrato_modulates_every_partial_like_a_sung_vibrato():
+def _partial_cents(audio: np.ndarray, partial: float, frame: float) -> np.ndarray:
+    """Deviation in cents, every ``frame`` seconds, of the partial near ``partial`` Hz (band-pass + Hilbert)."""
     from scipy.signal import hilbert
 
+    spectrum = np.fft.rfft(audio)
+    spectrum[np.abs(np.fft.rfftfreq(len(audio), 1.0 / RATE) - partial) > 0.1 * partial] = 0
+    phase = np.unwrap(np.angle(hilbert(np.fft.irfft(spectrum, len(audio)))))
+    inst = np.diff(phase) * RATE / (2 * np.pi)
+    return (1200 * np.log2(np.clip(inst, 1.0, None) / partial))[RATE // 4:-RATE // 4:int(frame * RATE)]
+
+
+def test_with_vibrato_modulates_every_partial_like_a_sung_vibrato():
     from vocal_melody.synth.mixing import with_vibrato
 
     frame = 0.005
     tone = harmonic_tone(300.0, 3.0, RATE, amplitude=0.5)
     shaken = with_vibrato(tone, RATE, np.random.default_rng(1))
     assert shaken.shape == tone.shape and shaken.dtype == np.float32
-    for partial in (300.0, 900.0):  # each partial, through a narrow band around it
-        spectrum = np.fft.rfft(shaken)
-        freqs = np.fft.rfftfreq(len(shaken), 1.0 / RATE)
-        spectrum[np.abs(freqs - partial) > 0.1 * partial] = 0
-        phase = np.unwrap(np.angle(hilbert(np.fft.irfft(spectrum, len(shaken)))))
-        inst = np.diff(phase) * RATE / (2 * np.pi)
-        cents = 1200 * np.log2(np.clip(inst, 1.0, None) / partial)[RATE // 4:-RATE // 4]
-        cents = cents[:: int(frame * RATE)]
+    for partial in (300.0, 900.0):  # each partial moves alike
+        cents = _partial_cents(shaken, partial, frame)
         assert 15 <= np.percentile(np.abs(cents), 99) <= 140
         assert abs(np.median(cents)) < 10  # around the note's pitch, not off it
         wobble = np.abs(np.fft.rfft((cents - cents.mean()) * np.hanning(len(cents)), n=8192))
         assert 4.2 <= np.fft.rfftfreq(8192, frame)[np.argmax(wobble[1:]) + 1] <= 7.3
     plain = np.abs(np.fft.rfft(tone))
     assert np.argmax(plain) == np.argmax(np.abs(np.fft.rfft(shaken)))  # the same note
+    narrow = with_vibrato(tone, RATE, np.random.default_rng(1), depth_cents=(8.0, 10.0))
+    assert 5 <= np.percentile(np.abs(_partial_cents(narrow, 300.0, frame)), 99) <= 16
 
 
 def test_anasyn_label_is_exact_on_the_resynthesized_voice():

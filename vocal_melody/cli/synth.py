@@ -42,6 +42,7 @@ from vocal_melody.synth.compose import (DEFAULT_ACCOMPANIMENT_DIRS, DEFAULT_VOIC
                                         SourceCache,
                                         accompaniment_kind, check_corpus_settings, discover_sources, make_items,
                                         plan_tasks, write_manifest)
+from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS
 from vocal_melody.synth.demo import demo_song
 from vocal_melody.synth.mixing import SYNTH_RATE, write_audio
 from vocal_melody.synth.originals import original_mixes
@@ -97,6 +98,9 @@ def run_compose(args: argparse.Namespace) -> int:
         raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
     if args.vibrato_share and not args.music:
         raise MelodyError("--vibrato-share needs --music (the pool music it gives a vibrato)")
+    if args.vibrato_cents[0] > args.vibrato_cents[1]:
+        raise MelodyError(f"--vibrato-cents: the low end {args.vibrato_cents[0]:g} is above the high end "
+                          f"{args.vibrato_cents[1]:g}")
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
     for split, group in (sources.held_out or {}).items():
@@ -107,6 +111,7 @@ def run_compose(args: argparse.Namespace) -> int:
         sources.instrumental_share = args.instrumental_share
         sources.instrumental_leads = args.instrumental_leads
         sources.vibrato_share = args.vibrato_share
+        sources.vibrato_cents = tuple(args.vibrato_cents)
         if sources.pool.unscreened and not args.quiet:
             print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
                   f"and are not used", file=sys.stderr)
@@ -118,6 +123,8 @@ def run_compose(args: argparse.Namespace) -> int:
         settings["instrumental_leads"] = True
     if args.vibrato_share:
         settings["vibrato_share"] = args.vibrato_share
+        if tuple(args.vibrato_cents) != VIBRATO_DEPTH_CENTS:
+            settings["vibrato_cents"] = list(args.vibrato_cents)
     check_corpus_settings(Path(args.output_dir), settings)
     output_dir = ensure_output_dir(args.output_dir)
     for split in SPLITS:
@@ -233,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --music: share of the items whose music gets a sung-like vibrato (on the whole "
                       "music, or on a soundfont lead line added over it); the label stays the voice's, unvoiced "
                       "on instrumental items: a vibrato alone is not a voice (default 0)")
+    comp.add_argument("--vibrato-cents", nargs=2, type=argtypes.number(1.0, 200.0), metavar=("LOW", "HIGH"),
+                      default=list(VIBRATO_DEPTH_CENTS), help="range of that vibrato's peak deviation in cents "
+                      f"(default {VIBRATO_DEPTH_CENTS[0]:g} {VIBRATO_DEPTH_CENTS[1]:g}, the synthesized voices'; "
+                      "string players' is narrower)")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)

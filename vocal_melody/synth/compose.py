@@ -30,7 +30,7 @@ from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import AUDIO_EXTENSIONS, csv_text, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.synth import world
-from vocal_melody.synth.contours import expressive_f0
+from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS, expressive_f0
 from vocal_melody.synth.melodies import Song, random_song
 from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active, with_vibrato, write_audio
 from vocal_melody.synth.singing import sing
@@ -143,6 +143,8 @@ class Sources:
     vibrato_share: float = 0.0
     """Share of items whose music gets a sung-like vibrato (instrumental items stay unvoiced, sung items keep
     the voice's label)."""
+    vibrato_cents: tuple[float, float] = VIBRATO_DEPTH_CENTS
+    """Range of that vibrato's peak deviation."""
     held_out: dict[str, str] | None = None
     """Voice groups moved out of training because a held-out split had none (split -> group)."""
 
@@ -283,7 +285,7 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     audio = pool_excerpt(rng, path, n, sample_rate)
     name = f"{path.parent.name}/{path.name}"
     if vibrato_rng is not None and vibrato_rng.random() < sources.vibrato_share:
-        audio, name = _vibrato_music(vibrato_rng, audio, name, sample_rate)
+        audio, name = _vibrato_music(vibrato_rng, audio, name, sample_rate, sources.vibrato_cents)
     mix = (audio * 0.9 / max(float(np.max(np.abs(audio))), 1e-9)).astype(np.float32)
     label = np.zeros(features.n_frames_for(int(round(n * features.SAMPLE_RATE / sample_rate))))
     fields = {"kind": "instrumental", "voices": "", "accompaniment": name,
@@ -291,8 +293,8 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     return mix, label, fields
 
 
-def _vibrato_music(rng: np.random.Generator, audio: np.ndarray, name: str,
-                   sample_rate: int) -> tuple[np.ndarray, str]:
+def _vibrato_music(rng: np.random.Generator, audio: np.ndarray, name: str, sample_rate: int,
+                   depth_cents: tuple[float, float]) -> tuple[np.ndarray, str]:
     """Instrumental music with a sung-like vibrato: on the whole excerpt, or on a soundfont lead line added
     over it; (audio, manifest name)."""
     if rng.random() < VIBRATO_LEAD_PROBABILITY:
@@ -300,10 +302,10 @@ def _vibrato_music(rng: np.random.Generator, audio: np.ndarray, name: str,
         lead = Track(int(rng.choice(LEAD_PROGRAMS)))
         lead.notes = [(n.onset, n.duration, int(n.midi), int(rng.integers(60, 100)))
                       for n in random_song(rng, seconds, (60, 84)).notes]
-        played = with_vibrato(render([lead], seconds, sample_rate), sample_rate, rng)
+        played = with_vibrato(render([lead], seconds, sample_rate), sample_rate, rng, depth_cents)
         level_db = rms_db(audio) - rms_db(played) + rng.uniform(0.0, 8.0)  # a melody above its backing
         return audio + played * 10.0 ** (level_db / 20.0), f"{name}+vibrato-lead-gm{lead.program}"
-    return with_vibrato(audio, sample_rate, rng), f"{name}+vibrato"
+    return with_vibrato(audio, sample_rate, rng, depth_cents), f"{name}+vibrato"
 
 
 def mute_stretch(vocal: np.ndarray, label_f0: np.ndarray, start_s: float, seconds: float,
@@ -433,7 +435,8 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     if sources.vibrato_share > 0:  # an instrument with vibrato beside the voice, and alone in its rests
         vibrato_rng = np.random.default_rng([seed, index, 2])
         if vibrato_rng.random() < sources.vibrato_share:
-            accompaniment, accompaniment_name = _vibrato_music(vibrato_rng, accompaniment, accompaniment_name, rate)
+            accompaniment, accompaniment_name = _vibrato_music(vibrato_rng, accompaniment, accompaniment_name, rate,
+                                                               sources.vibrato_cents)
     ratio_db = float(rng.uniform(-5.0, 10.0))
     active = voice_active(label_f0, world.FRAME_PERIOD_MS, n, rate)
     if not active.any():

@@ -9,7 +9,7 @@ import numpy as np
 from vocal_melody import features
 from vocal_melody.fileio import write_sound_atomic
 from vocal_melody.synth import world
-from vocal_melody.synth.contours import vibrato_cents
+from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS, vibrato_cents
 
 
 SYNTH_RATE = 16000
@@ -58,15 +58,17 @@ def voice_active(label_f0: np.ndarray, frame_period_ms: float, n_samples: int, s
     return label_f0[frame] > 0
 
 
-def with_vibrato(audio: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """``audio`` with a sung-like vibrato on every partial (a time warp), same length.
+def with_vibrato(audio: np.ndarray, sample_rate: int, rng: np.random.Generator,
+                 depth_cents: tuple[float, float] = VIBRATO_DEPTH_CENTS) -> np.ndarray:
+    """``audio`` with a sung-like vibrato on every partial (a time warp), same length; ``depth_cents`` is the
+    range of its peak deviation (default: the synthesized voices').
 
     Training material against a shortcut: a model that learned vibrato as the mark of a voice takes
     instruments played with vibrato (strings above all) for singing.
     """
     frame_period = 0.005
     n = len(audio)
-    cents = vibrato_cents(int(n / sample_rate / frame_period) + 2, frame_period, rng)
+    cents = vibrato_cents(int(n / sample_rate / frame_period) + 2, frame_period, rng, depth_cents)
     ratio = 2.0 ** (np.interp(np.arange(n) / sample_rate / frame_period, np.arange(len(cents)), cents) / 1200.0)
     read_at = np.cumsum(ratio / ratio.mean()) - 1.0  # reading faster raises every partial by the ratio
     return np.interp(read_at, np.arange(n), audio).astype(np.float32)
