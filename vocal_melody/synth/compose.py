@@ -284,8 +284,7 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     n = int(round(seconds * sample_rate))
     audio = pool_excerpt(rng, path, n, sample_rate)
     name = f"{path.parent.name}/{path.name}"
-    if vibrato_rng is not None and vibrato_rng.random() < sources.vibrato_share:
-        audio, name = _vibrato_music(vibrato_rng, audio, name, sample_rate, sources.vibrato_cents)
+    audio, name = _maybe_vibrato(vibrato_rng, audio, name, sample_rate, sources)
     mix = (audio * 0.9 / max(float(np.max(np.abs(audio))), 1e-9)).astype(np.float32)
     label = np.zeros(features.n_frames_for(int(round(n * features.SAMPLE_RATE / sample_rate))))
     fields = {"kind": "instrumental", "voices": "", "accompaniment": name,
@@ -293,10 +292,13 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     return mix, label, fields
 
 
-def _vibrato_music(rng: np.random.Generator, audio: np.ndarray, name: str, sample_rate: int,
-                   depth_cents: tuple[float, float]) -> tuple[np.ndarray, str]:
-    """Instrumental music with a sung-like vibrato: on the whole excerpt, or on a soundfont lead line added
-    over it; (audio, manifest name)."""
+def _maybe_vibrato(rng: np.random.Generator | None, audio: np.ndarray, name: str, sample_rate: int,
+                   sources: Sources) -> tuple[np.ndarray, str]:
+    """(audio, manifest name) of music given a sung-like vibrato on ``sources.vibrato_share`` of the calls:
+    on the whole music, or on a soundfont lead line added over it; unchanged otherwise."""
+    if rng is None or rng.random() >= sources.vibrato_share:
+        return audio, name
+    depth_cents = sources.vibrato_cents
     if rng.random() < VIBRATO_LEAD_PROBABILITY:
         seconds = len(audio) / sample_rate
         lead = Track(int(rng.choice(LEAD_PROGRAMS)))
@@ -411,11 +413,11 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     pool = sources.pool
     # pool decisions draw from their own stream: corpora made without a pool stay as they were
     pool_rng = np.random.default_rng([seed, index, 1]) if pool is not None else None
+    # and so do vibrato decisions: corpora made without it stay as they were
+    vibrato_rng = np.random.default_rng([seed, index, 2]) if sources.vibrato_share > 0 else None
     pool_tracks = pool.accompaniment[split] if pool is not None else []
     if pool is not None and (pool_tracks or pool.distractors[split]) \
             and pool_rng.random() < sources.instrumental_share:
-        # vibrato draws from a stream of its own: corpora made without it stay as they were
-        vibrato_rng = np.random.default_rng([seed, index, 2]) if sources.vibrato_share > 0 else None
         return _instrumental_item(pool_rng, split, seconds, sources, rate, vibrato_rng)
     kind, vocal, label_f0, voice_names, song = _voice_part(rng, sources.voices[split], cache, seconds)
     n = int(round(seconds * rate))
@@ -432,11 +434,8 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         vocal, label_f0 = mute_stretch(vocal, label_f0, float(rng.uniform(0.0, max(0.0, seconds - stretch))),
                                        stretch, rate)
     accompaniment, accompaniment_name = _accompaniment_part(rng, pool_rng, split, n, song, seconds, sources, cache)
-    if sources.vibrato_share > 0:  # an instrument with vibrato beside the voice, and alone in its rests
-        vibrato_rng = np.random.default_rng([seed, index, 2])
-        if vibrato_rng.random() < sources.vibrato_share:
-            accompaniment, accompaniment_name = _vibrato_music(vibrato_rng, accompaniment, accompaniment_name, rate,
-                                                               sources.vibrato_cents)
+    # an instrument with vibrato beside the voice, and alone in its rests
+    accompaniment, accompaniment_name = _maybe_vibrato(vibrato_rng, accompaniment, accompaniment_name, rate, sources)
     ratio_db = float(rng.uniform(-5.0, 10.0))
     active = voice_active(label_f0, world.FRAME_PERIOD_MS, n, rate)
     if not active.any():
