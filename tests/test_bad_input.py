@@ -495,9 +495,10 @@ def test_vibrato_without_a_pool_is_refused_before_any_work(tmp_path, capsys, mon
     code, err = run(synth_cli.main, ["compose", "--vibrato-share", "0.5", "-o", "corpus"], capsys)
     assert_one_line_error(code, err, "--vibrato-share needs --music")
     assert list(tmp_path.iterdir()) == []
-    code, err = run(synth_cli.main, ["compose", "--vibrato-cents", "40", "10", "-o", "corpus"], capsys)
-    assert_one_line_error(code, err, "--vibrato-cents: the low end 40 is above the high end 10")
-    assert list(tmp_path.iterdir()) == []
+    for mode in (["compose"], ["originals", "--music", "pool"]):  # checked before the pool is read
+        code, err = run(synth_cli.main, [*mode, "--vibrato-cents", "40", "10", "-o", "corpus"], capsys)
+        assert_one_line_error(code, err, "--vibrato-cents: the low end 40 is above the high end 10")
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_nan_weights_are_refused_at_load(tmp_path, bundle, capsys):

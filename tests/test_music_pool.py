@@ -305,6 +305,47 @@ def test_original_mixes_use_only_training_voices_and_music_at_the_stated_ratio(t
     np.testing.assert_array_equal(soundfile.read(str(first))[0], soundfile.read(str(tmp_path / "c" / first.name))[0])
 
 
+def test_original_mixes_with_a_vibrato_change_the_music_and_never_the_label(tmp_path):
+    """--vibrato-share on originals: the same voices, music excerpts, ratios and labels, the music shaken and marked;
+    a rerun keeps the mixes, and a folder made with another vibrato setting is refused."""
+    from test_synth import _voice_folder
+
+    from vocal_melody.synth import originals
+    from vocal_melody.synth.compose import SourceCache
+
+    screening = write_pool(tmp_path / "pool", POOL_TRACKS)
+    voices = _voice_folder(tmp_path / "voices")
+    pool = music_pool.load_pool(tmp_path / "pool", screening)
+    cache = SourceCache(tmp_path / "cache", RATE)
+    plain_sources, shaken_sources = synth.discover_sources([voices], []), synth.discover_sources([voices], [])
+    shaken_sources.vibrato_share = 1.0
+    plain = originals.original_mixes(plain_sources, pool, tmp_path / "plain", seed=4, mixes_per_voice=3,
+                                     sample_rate=RATE, progress=False, voice_cache=cache)
+    shaken = originals.original_mixes(shaken_sources, pool, tmp_path / "shaken", seed=4, mixes_per_voice=3,
+                                      sample_rate=RATE, progress=False, voice_cache=cache)
+    effects = set()
+    for a, b in zip(plain, shaken):
+        base, _, effect = b["accompaniment"].rpartition("+")
+        assert base == a["accompaniment"] and effect.startswith("vibrato")
+        effects.add(effect.split("-gm")[0])
+        assert (a["voice"], a["ratio_db"], a["id"]) == (b["voice"], b["ratio_db"], b["id"])
+        assert (tmp_path / "plain" / a["label"]).read_text() == (tmp_path / "shaken" / b["label"]).read_text()
+        mix_a = soundfile.read(str(tmp_path / "plain" / a["audio"]))[0]
+        mix_b = soundfile.read(str(tmp_path / "shaken" / b["audio"]))[0]
+        assert mix_a.shape == mix_b.shape and not np.allclose(mix_a, mix_b)
+    assert effects == {"vibrato", "vibrato-lead"}
+    first = tmp_path / "shaken" / shaken[0]["audio"]
+    stamp = first.stat().st_mtime_ns
+    assert originals.original_mixes(shaken_sources, pool, tmp_path / "shaken", seed=4, mixes_per_voice=3,
+                                    sample_rate=RATE, progress=False, voice_cache=cache) == shaken
+    assert first.stat().st_mtime_ns == stamp
+    for sources, folder in ((plain_sources, "shaken"), (shaken_sources, "plain")):
+        with pytest.raises(MelodyError, match="holds mixes made with other music settings"):
+            originals.original_mixes(sources, pool, tmp_path / folder, seed=4, mixes_per_voice=3,
+                                     sample_rate=RATE, progress=False, voice_cache=cache)
+    assert first.stat().st_mtime_ns == stamp
+
+
 def test_original_mixes_cli_errors_are_one_line(tmp_path):
     """A folder that is no pool, and a pool with no screened training music: one line each, exit 1, no output."""
     write_pool(tmp_path / "pool", POOL_TRACKS)  # its tracks are in no screening list the CLI reads

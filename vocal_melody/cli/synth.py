@@ -92,15 +92,32 @@ def run_anasyn(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_compose(args: argparse.Namespace) -> int:
-    """``compose``: a labeled training corpus (resumable: complete items are kept)."""
-    if args.instrumental_leads and not args.music:
-        raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
+def _add_vibrato_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--vibrato-share`` and ``--vibrato-cents`` (compose's items, originals' mixes)."""
+    parser.add_argument("--vibrato-share", type=argtypes.share, default=0.0,
+                        help=f"with --music: share of the {what} whose music gets a sung-like vibrato (on the whole "
+                        "music, or on a soundfont lead line added over it); the label stays the voice's (unvoiced "
+                        "on instrumental items): a vibrato alone is not a voice (default 0)")
+    parser.add_argument("--vibrato-cents", nargs=2, type=argtypes.number(1.0, 200.0), metavar=("LOW", "HIGH"),
+                        default=list(VIBRATO_DEPTH_CENTS), help="range of that vibrato's peak deviation in cents "
+                        f"(default {VIBRATO_DEPTH_CENTS[0]:g} {VIBRATO_DEPTH_CENTS[1]:g}, the synthesized voices'; "
+                        "string players' is narrower)")
+
+
+def _check_vibrato_options(args: argparse.Namespace) -> None:
+    """A vibrato needs pool music and a range whose low end is not above its high end."""
     if args.vibrato_share and not args.music:
         raise MelodyError("--vibrato-share needs --music (the pool music it gives a vibrato)")
     if args.vibrato_cents[0] > args.vibrato_cents[1]:
         raise MelodyError(f"--vibrato-cents: the low end {args.vibrato_cents[0]:g} is above the high end "
                           f"{args.vibrato_cents[1]:g}")
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    """``compose``: a labeled training corpus (resumable: complete items are kept)."""
+    if args.instrumental_leads and not args.music:
+        raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
+    _check_vibrato_options(args)
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
     for split, group in (sources.held_out or {}).items():
@@ -159,8 +176,10 @@ def _voice_dirs(args: argparse.Namespace) -> list[Path]:
 
 def run_originals(args: argparse.Namespace) -> int:
     """``originals``: real singing over real music, unlabeled (Noisy Student input) or with analysis labels."""
+    _check_vibrato_options(args)
     voice_dirs = _voice_dirs(args)
     sources = discover_sources(voice_dirs, [])
+    sources.vibrato_share, sources.vibrato_cents = args.vibrato_share, tuple(args.vibrato_cents)
     pool = music_pool.load_pool(args.music)
     output_dir = Path(args.output_dir)
     voice_cache = SourceCache(Path(args.cache_dir), args.sample_rate) if args.labels else None
@@ -236,14 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--instrumental-leads", action="store_true",
                       help="with --music: cut the instrumental items from the lead-instrument stems only (the "
                       "pool's lead guitars; a split without any keeps all its instrumental tracks)")
-    comp.add_argument("--vibrato-share", type=argtypes.share, default=0.0,
-                      help="with --music: share of the items whose music gets a sung-like vibrato (on the whole "
-                      "music, or on a soundfont lead line added over it); the label stays the voice's, unvoiced "
-                      "on instrumental items: a vibrato alone is not a voice (default 0)")
-    comp.add_argument("--vibrato-cents", nargs=2, type=argtypes.number(1.0, 200.0), metavar=("LOW", "HIGH"),
-                      default=list(VIBRATO_DEPTH_CENTS), help="range of that vibrato's peak deviation in cents "
-                      f"(default {VIBRATO_DEPTH_CENTS[0]:g} {VIBRATO_DEPTH_CENTS[1]:g}, the synthesized voices'; "
-                      "string players' is narrower)")
+    _add_vibrato_options(comp, "items")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
@@ -261,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write each mix's WORLD analysis label (gated harvest f0 of its voice) and a labeled "
                            "manifest: e.g. --split val --labels, a validation set of real singing")
     orig.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
+    _add_vibrato_options(orig, "mixes")
     orig.add_argument("--mixes-per-voice", type=argtypes.integer(1, 100), default=2)
     orig.add_argument("--seed", type=argtypes.seed, default=0)
     orig.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")

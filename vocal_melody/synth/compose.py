@@ -284,7 +284,7 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     n = int(round(seconds * sample_rate))
     audio = pool_excerpt(rng, path, n, sample_rate)
     name = f"{path.parent.name}/{path.name}"
-    audio, name = _maybe_vibrato(vibrato_rng, audio, name, sample_rate, sources)
+    audio, name = maybe_vibrato(vibrato_rng, audio, name, sample_rate, sources)
     mix = (audio * 0.9 / max(float(np.max(np.abs(audio))), 1e-9)).astype(np.float32)
     label = np.zeros(features.n_frames_for(int(round(n * features.SAMPLE_RATE / sample_rate))))
     fields = {"kind": "instrumental", "voices": "", "accompaniment": name,
@@ -292,8 +292,8 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     return mix, label, fields
 
 
-def _maybe_vibrato(rng: np.random.Generator | None, audio: np.ndarray, name: str, sample_rate: int,
-                   sources: Sources) -> tuple[np.ndarray, str]:
+def maybe_vibrato(rng: np.random.Generator | None, audio: np.ndarray, name: str, sample_rate: int,
+                  sources: Sources) -> tuple[np.ndarray, str]:
     """(audio, manifest name) of music given a sung-like vibrato on ``sources.vibrato_share`` of the calls:
     on the whole music, or on a soundfont lead line added over it; unchanged otherwise."""
     if rng is None or rng.random() >= sources.vibrato_share:
@@ -435,7 +435,7 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
                                        stretch, rate)
     accompaniment, accompaniment_name = _accompaniment_part(rng, pool_rng, split, n, song, seconds, sources, cache)
     # an instrument with vibrato beside the voice, and alone in its rests
-    accompaniment, accompaniment_name = _maybe_vibrato(vibrato_rng, accompaniment, accompaniment_name, rate, sources)
+    accompaniment, accompaniment_name = maybe_vibrato(vibrato_rng, accompaniment, accompaniment_name, rate, sources)
     ratio_db = float(rng.uniform(-5.0, 10.0))
     active = voice_active(label_f0, world.FRAME_PERIOD_MS, n, rate)
     if not active.any():

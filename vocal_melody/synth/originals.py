@@ -8,11 +8,14 @@ note edges it calls more frames voiced than a human annotator does (the model ca
 Only the split's singing voices and pool packages are used, so the training split hears nothing of a validation
 or test split. Mixes are deterministic in (seed, split, voice index, mix index), written atomically, and a
 folder's existing mixes are kept, so a run resumes; a folder of mixes made with other settings is refused.
+With ``sources.vibrato_share`` that share of the mixes' music gets a sung-like vibrato (as ``compose`` does):
+real singing over music that also has one, so a model must tell the voice by more than its vibrato.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -24,7 +27,8 @@ from vocal_melody.data.music_pool import MusicPool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
-from vocal_melody.synth.compose import SourceCache, Sources, pool_excerpt
+from vocal_melody.synth.compose import SourceCache, Sources, maybe_vibrato, pool_excerpt
+from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS
 from vocal_melody.synth.mixing import label_frames, mix_at_ratio, write_audio
 
 
@@ -41,6 +45,10 @@ is measured there, not over its pauses)."""
 
 
 MANIFEST_FIELDS = ("id", "audio", "voice", "accompaniment", "ratio_db", "seconds", "seed")
+
+
+SETTINGS_FILE = "originals.json"
+"""A folder's music settings beyond the plan (the vibrato), checked on resume."""
 
 
 LABELED_MANIFEST_FIELDS = ("id", "split", "audio", "label", "voice", "accompaniment", "ratio_db", "seconds", "seed")
@@ -60,20 +68,38 @@ def singing_frames(vocal: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate([mask, np.full(len(vocal) - len(mask), mask[-1])])  # the tail: as its last frame
 
 
-def _check_existing(output_dir: Path, plan: list[tuple]) -> None:
-    """Mixes already in the folder must be the ones planned (same voice, music, ratio): else two runs would mix."""
+def vibrato_settings(sources: Sources) -> dict:
+    """What a folder records of the music's vibrato (empty without one: folders made before it stay resumable)."""
+    if not sources.vibrato_share:
+        return {}
+    settings: dict = {"vibrato_share": sources.vibrato_share}
+    if tuple(sources.vibrato_cents) != VIBRATO_DEPTH_CENTS:
+        settings["vibrato_cents"] = list(sources.vibrato_cents)
+    return settings
+
+
+def _check_existing(output_dir: Path, plan: list[tuple], settings: dict) -> dict[str, str]:
+    """Mixes already in the folder must be the ones planned (same voice, music, ratio, vibrato settings): else two
+    runs would mix. Returns the music each existing mix was made with (its manifest name), by id."""
     manifest = output_dir / "manifest.csv"
     recorded = {}
     if manifest.is_file():
         recorded = {row["id"]: row for row in csv.DictReader(open(manifest, newline=""))}
-    for path, voice, track, ratio_db, _ in plan:
+    settings_path = output_dir / SETTINGS_FILE
+    before = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    made = [path for path, *_ in plan if path.exists()]
+    if made and before != settings:
+        raise MelodyError(f"{output_dir} holds mixes made with other music settings ({before or 'no vibrato'}); "
+                          "use another -o, or the same settings to resume")
+    for path, voice, track, ratio_db, *_ in plan:
         if not path.exists():
             continue
         row = recorded.get(path.stem)
-        if row is None or (row["voice"], row["accompaniment"], float(row["ratio_db"])) != (
+        if row is None or (row["voice"], row["accompaniment"].split("+")[0], float(row["ratio_db"])) != (
                 str(voice), str(track), round(ratio_db, 2)):
             raise MelodyError(f"{output_dir} holds mixes made with other settings (seed, voices or music): "
                               f"{path.name}; use another -o, or the same settings to resume")
+    return {path.stem: recorded[path.stem]["accompaniment"] for path in made}
 
 
 def analysis_label(voice_cache: SourceCache, voice: Path, n_samples: int) -> np.ndarray:
@@ -106,14 +132,18 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
             rng = np.random.default_rng([seed, index, k])
             track = Path(music[int(rng.integers(len(music)))])
             ratio_db = float(rng.uniform(*RATIO_DB))
-            plan.append((output_dir / f"{prefix}_{index:04d}_{k}.flac", voice.path, track, ratio_db, rng))
-    _check_existing(output_dir, plan)
+            vibrato_rng = np.random.default_rng([seed, index, k, 2]) if sources.vibrato_share else None
+            path = output_dir / f"{prefix}_{index:04d}_{k}.flac"
+            plan.append((path, voice.path, track, ratio_db, rng, vibrato_rng))
+    settings = vibrato_settings(sources)
+    existing = _check_existing(output_dir, plan, settings)
     rows, loaded, vocal = [], None, np.zeros(0, np.float32)
-    for path, voice, track, ratio_db, rng in tqdm(plan, desc="original mixes", unit="mix", disable=not progress,
-                                                  file=sys.stderr):
+    for path, voice, track, ratio_db, rng, vibrato_rng in tqdm(plan, desc="original mixes", unit="mix",
+                                                               disable=not progress, file=sys.stderr):
         if voice != loaded:  # the plan is ordered by voice: each recording is decoded once
             loaded, vocal = voice, load_audio(voice, sample_rate)
-        row = {"id": path.stem, "audio": path.name, "voice": str(voice), "accompaniment": str(track),
+        row = {"id": path.stem, "audio": path.name, "voice": str(voice),
+               "accompaniment": existing.get(path.stem, str(track)),  # with a vibrato's mark, as made
                "ratio_db": round(ratio_db, 2), "seconds": round(len(vocal) / sample_rate, 3), "seed": seed}
         if voice_cache is not None:
             label_path = path.with_suffix(".f0.txt")
@@ -123,7 +153,11 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
             row.update(split=split, label=label_path.name)
         if not path.exists():
             ensure_output_dir(output_dir)  # only once a mix is made: a bad first voice leaves no folder
+            if settings:
+                write_text_atomic(output_dir / SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
             accompaniment = pool_excerpt(rng, track, len(vocal), sample_rate)
+            accompaniment, row["accompaniment"] = maybe_vibrato(vibrato_rng, accompaniment, str(track),
+                                                                sample_rate, sources)
             mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, singing_frames(vocal, sample_rate))
             write_audio(path, mix, sample_rate)
         rows.append(row)
