@@ -89,7 +89,9 @@ def _check_existing(output_dir: Path, plan: list[tuple], settings: dict) -> dict
     before = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
     made = [path for path, *_ in plan if path.exists()]
     if made and before != settings:
-        raise MelodyError(f"{output_dir} holds mixes made with other music settings ({before or 'no vibrato'}); "
+        made_with = ", ".join(f"--{key.replace('_', '-')} " + " ".join(f"{v:g}" for v in np.atleast_1d(value))
+                              for key, value in before.items()) or "no vibrato"
+        raise MelodyError(f"{output_dir} holds mixes made with other music settings ({made_with}); "
                           "use another -o, or the same settings to resume")
     for path, voice, track, ratio_db, *_ in plan:
         if not path.exists():
