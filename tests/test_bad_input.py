@@ -501,6 +501,21 @@ def test_vibrato_without_a_pool_is_refused_before_any_work(tmp_path, capsys, mon
         assert list(tmp_path.iterdir()) == []
 
 
+def test_a_broken_corpus_settings_file_is_named_and_kept(tmp_path):
+    """compose.json / originals.json that is not a JSON object: an error naming it, the folder untouched."""
+    from vocal_melody.synth.compose import check_corpus_settings, read_settings
+
+    broken = {"compose.json": "[1]\n", "originals.json": "{oops"}
+    for name, text in broken.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(MelodyError, match=f"{name}: not a settings file"):
+            read_settings(tmp_path / name)
+    with pytest.raises(MelodyError, match="compose.json: not a settings file"):
+        check_corpus_settings(tmp_path, {"seed": 0})  # compose's check before it writes anything
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(broken)
+    assert all((tmp_path / name).read_text() == text for name, text in broken.items())
+
+
 def test_nan_weights_are_refused_at_load(tmp_path, bundle, capsys):
     from vocal_melody.bundle import read_bundle, save_bundle
 

@@ -246,6 +246,21 @@ def test_compose_refuses_to_mix_two_corpora_in_one_folder(tmp_path, capsys):
     assert synth_cli.main(argv + ["--seed", "1"]) == 0  # the same settings resume it
 
 
+def test_a_setting_recorded_only_when_set_is_checked_both_ways(tmp_path):
+    """A folder made with --vibrato-cents 10 40 is no corpus for the default cents, nor the other way round."""
+    import json
+
+    from vocal_melody.synth.compose import check_corpus_settings
+
+    narrow = {"seed": 1, "vibrato_share": 1.0, "vibrato_cents": [10.0, 40.0]}
+    default = {"seed": 1, "vibrato_share": 1.0}
+    for recorded, asked in ((narrow, default), (default, narrow)):
+        (tmp_path / "compose.json").write_text(json.dumps(recorded))
+        with pytest.raises(MelodyError, match="other settings \\(vibrato_cents: "):
+            check_corpus_settings(tmp_path, asked)
+        check_corpus_settings(tmp_path, recorded)  # the same settings resume it
+
+
 def test_compose_workers_end_with_a_killed_parent(tmp_path):
     import os
     import signal

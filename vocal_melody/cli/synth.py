@@ -41,7 +41,7 @@ from vocal_melody.synth.anasyn import anasyn, read_streams
 from vocal_melody.synth.compose import (DEFAULT_ACCOMPANIMENT_DIRS, DEFAULT_VOICE_DIRS, INSTRUMENTAL_SHARE, SPLITS,
                                         SourceCache,
                                         accompaniment_kind, check_corpus_settings, discover_sources, make_items,
-                                        plan_tasks, write_manifest)
+                                        plan_tasks, vibrato_settings, write_manifest)
 from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS
 from vocal_melody.synth.demo import demo_song
 from vocal_melody.synth.mixing import SYNTH_RATE, write_audio
@@ -138,10 +138,7 @@ def run_compose(args: argparse.Namespace) -> int:
                 "instrumental_share": args.instrumental_share if args.music else None}
     if args.instrumental_leads:  # recorded only when set: corpora made before the option stay resumable
         settings["instrumental_leads"] = True
-    if args.vibrato_share:
-        settings["vibrato_share"] = args.vibrato_share
-        if tuple(args.vibrato_cents) != VIBRATO_DEPTH_CENTS:
-            settings["vibrato_cents"] = list(args.vibrato_cents)
+    settings.update(vibrato_settings(sources))
     check_corpus_settings(Path(args.output_dir), settings)
     output_dir = ensure_output_dir(args.output_dir)
     for split in SPLITS:

@@ -292,6 +292,17 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
     return mix, label, fields
 
 
+def vibrato_settings(sources: Sources) -> dict:
+    """What a corpus folder records of its music's vibrato (empty without one: folders made before the option
+    stay resumable)."""
+    if not sources.vibrato_share:
+        return {}
+    settings: dict = {"vibrato_share": sources.vibrato_share}
+    if tuple(sources.vibrato_cents) != VIBRATO_DEPTH_CENTS:
+        settings["vibrato_cents"] = list(sources.vibrato_cents)
+    return settings
+
+
 def maybe_vibrato(rng: np.random.Generator | None, audio: np.ndarray, name: str, sample_rate: int,
                   sources: Sources) -> tuple[np.ndarray, str]:
     """(audio, manifest name) of music given a sung-like vibrato on ``sources.vibrato_share`` of the calls:
@@ -620,12 +631,25 @@ def plan_tasks(minutes: float, seed: int, output_dir: Path, splits: Sequence[str
     return [(index, split, seconds, seed, output_dir) for index, split, seconds in plan]
 
 
+def read_settings(path: Path) -> dict:
+    """A folder's recorded settings (a JSON object; empty when there is no such file)."""
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MelodyError(f"{path}: not a settings file ({error}); remove it or use another -o") from None
+    if not isinstance(settings, dict):
+        raise MelodyError(f"{path}: not a settings file (not a JSON object); remove it or use another -o")
+    return settings
+
+
 def check_corpus_settings(folder: Path, settings: dict) -> None:
     """A folder holds one corpus: adding items made with other settings (a new seed...) would mix two."""
     recorded = folder / "compose.json"
     if recorded.is_file():
-        before = json.loads(recorded.read_text())
-        changed = [key for key in settings if before.get(key) != settings[key]]
+        before = read_settings(recorded)
+        changed = [key for key in {**before, **settings} if before.get(key) != settings.get(key)]  # either way
         if changed:
             raise MelodyError(f"{folder} holds a corpus made with other settings ({', '.join(changed)}: "
                               f"{', '.join(str(before.get(k)) for k in changed)}); use another -o, or the same "

@@ -27,8 +27,8 @@ from vocal_melody.data.music_pool import MusicPool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
-from vocal_melody.synth.compose import SourceCache, Sources, maybe_vibrato, pool_excerpt
-from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS
+from vocal_melody.synth.compose import (SourceCache, Sources, maybe_vibrato, pool_excerpt, read_settings,
+                                        vibrato_settings)
 from vocal_melody.synth.mixing import label_frames, mix_at_ratio, write_audio
 
 
@@ -68,16 +68,6 @@ def singing_frames(vocal: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate([mask, np.full(len(vocal) - len(mask), mask[-1])])  # the tail: as its last frame
 
 
-def vibrato_settings(sources: Sources) -> dict:
-    """What a folder records of the music's vibrato (empty without one: folders made before it stay resumable)."""
-    if not sources.vibrato_share:
-        return {}
-    settings: dict = {"vibrato_share": sources.vibrato_share}
-    if tuple(sources.vibrato_cents) != VIBRATO_DEPTH_CENTS:
-        settings["vibrato_cents"] = list(sources.vibrato_cents)
-    return settings
-
-
 def _check_existing(output_dir: Path, plan: list[tuple], settings: dict) -> dict[str, str]:
     """Mixes already in the folder must be the ones planned (same voice, music, ratio, vibrato settings): else two
     runs would mix. Returns the music each existing mix was made with (its manifest name), by id."""
@@ -86,7 +76,7 @@ def _check_existing(output_dir: Path, plan: list[tuple], settings: dict) -> dict
     if manifest.is_file():
         recorded = {row["id"]: row for row in csv.DictReader(open(manifest, newline=""))}
     settings_path = output_dir / SETTINGS_FILE
-    before = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    before = read_settings(settings_path)
     made = [path for path, *_ in plan if path.exists()]
     if made and before != settings:
         made_with = ", ".join(f"--{key.replace('_', '-')} " + " ".join(f"{v:g}" for v in np.atleast_1d(value))
