@@ -129,7 +129,7 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
             plan.append((path, voice.path, track, ratio_db, rng, vibrato_rng))
     settings = vibrato_settings(sources)
     existing = _check_existing(output_dir, plan, settings)
-    rows, loaded, vocal = [], None, np.zeros(0, np.float32)
+    rows, loaded, vocal, settings_written = [], None, np.zeros(0, np.float32), False
     for path, voice, track, ratio_db, rng, vibrato_rng in tqdm(plan, desc="original mixes", unit="mix",
                                                                disable=not progress, file=sys.stderr):
         if voice != loaded:  # the plan is ordered by voice: each recording is decoded once
@@ -145,8 +145,9 @@ def original_mixes(sources: Sources, pool: MusicPool, output_dir: Path, seed: in
             row.update(split=split, label=label_path.name)
         if not path.exists():
             ensure_output_dir(output_dir)  # only once a mix is made: a bad first voice leaves no folder
-            if settings:
+            if settings and not settings_written:  # before the first new mix, so an interrupted run is checked
                 write_text_atomic(output_dir / SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
+                settings_written = True
             accompaniment = pool_excerpt(rng, track, len(vocal), sample_rate)
             accompaniment, row["accompaniment"] = maybe_vibrato(vibrato_rng, accompaniment, str(track),
                                                                 sample_rate, sources)
