@@ -13,7 +13,7 @@ from vocal_melody.formats.readers import read_f0
 from vocal_melody.synth import anasyn as anasyn_module
 from vocal_melody.synth import compose as synth
 from vocal_melody.synth import world
-from vocal_melody.synth.contours import Note, expressive_f0
+from vocal_melody.synth.contours import Note, expressive_f0, without_vibrato
 
 RATE = 16000
 
@@ -42,6 +42,22 @@ def test_expressive_f0_has_vibrato_in_range_and_silent_rests():
     assert 4.2 <= freqs[np.argmax(spectrum[1:]) + 1] <= 7.3
     assert 15 <= np.abs(cents - np.median(cents)).max() <= 140
     assert abs(np.median(cents)) < 30  # the note stays on its pitch
+
+
+def test_without_vibrato_keeps_the_note_and_slow_slides_and_drops_the_vibrato():
+    frame = 0.005
+    t = np.arange(600) * frame
+    slide = np.clip((t - 1.0) / 1.0, 0.0, 1.0) * 200.0  # two semitones over a second
+    f0 = 220.0 * 2 ** ((slide + 60.0 * np.sin(2 * np.pi * 4.5 * t)) / 1200.0)
+    f0[:40] = 0.0
+    f0[300:320] = 0.0  # a rest splits it into two runs, smoothed apart
+    plain = without_vibrato(f0, frame)
+    assert np.array_equal(plain > 0, f0 > 0)
+    inner = np.r_[80:260, 360:560]  # away from the runs' ends
+    residual = 1200 * np.log2(plain[inner] / 220.0) - slide[inner]
+    assert np.abs(residual).max() < 8  # the 60-cent vibrato is gone; the slide and the note are kept
+    ends = np.r_[40:80, 260:300]
+    assert np.abs(1200 * np.log2(plain[ends] / 220.0) - slide[ends]).max() < 50
 
 
 def _partial_cents(audio: np.ndarray, partial: float, frame: float) -> np.ndarray:
@@ -259,6 +275,67 @@ def test_a_setting_recorded_only_when_set_is_checked_both_ways(tmp_path):
         with pytest.raises(MelodyError, match="other settings \\(vibrato_cents: "):
             check_corpus_settings(tmp_path, asked)
         check_corpus_settings(tmp_path, recorded)  # the same settings resume it
+
+
+def _vibrato_band_cents(label: np.ndarray, frame: float = 0.01) -> float:
+    """RMS in cents of the label's pitch movement at 4-8 Hz (a vibrato's rates), over its voiced runs of 0.5 s+."""
+    voiced = (label > 0).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], voiced, [0]]))
+    energy, frames = 0.0, 0
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        if stop - start >= 50:
+            cents = 1200 * np.log2(label[start:stop])
+            spectrum = np.fft.rfft(cents - cents.mean())
+            band = (np.fft.rfftfreq(stop - start, frame) >= 4) & (np.fft.rfftfreq(stop - start, frame) <= 8)
+            energy += 2 * np.sum(np.abs(spectrum[band]) ** 2) / (stop - start)
+            frames += stop - start
+    return float(np.sqrt(energy / max(frames, 1)))
+
+
+def test_plain_voices_lose_only_their_vibrato(tmp_path):
+    (tmp_path / "voices").mkdir()
+    for index, f0 in enumerate((180.0, 260.0, 330.0)):  # long notes with a vibrato, for the re-sung items
+        write_wav(tmp_path / "voices" / f"singer{index}.wav", np.concatenate(
+            [sung_tone(2.5, f0 * 2 ** (i / 12), seed=i) for i in range(3)]), RATE)
+    sources = synth.discover_sources([tmp_path / "voices"], [])
+    plain_sources = synth.discover_sources([tmp_path / "voices"], [])
+    plain_sources.plain_voice_share = 1.0
+    cache = synth.SourceCache(tmp_path / "cache", RATE)
+    vibrato = {}
+    for index in range(6):
+        mix, label, fields = synth.compose_item(index, "train", 2, 6.0, sources, cache)
+        mix_p, label_p, fields_p = synth.compose_item(index, "train", 2, 6.0, plain_sources, cache)
+        assert fields_p["kind"] == fields["kind"] + "-plain"
+        assert {k: v for k, v in fields_p.items() if k != "kind"} == {k: v for k, v in fields.items() if k != "kind"}
+        assert mix_p.shape == mix.shape and np.array_equal(label_p > 0, label > 0)  # the same notes and rests
+        voiced = label > 0
+        assert np.median(np.abs(1200 * np.log2(label_p[voiced] / label[voiced]))) < 30  # on the same notes
+        assert _vibrato_band_cents(label_p) <= 0.3 * _vibrato_band_cents(label)
+        vibrato[fields["kind"]] = vibrato.get(fields["kind"], 0.0) + _vibrato_band_cents(label)
+    assert set(vibrato) == {"sung", "resung"} and min(vibrato.values()) > 5  # both kinds had a vibrato to lose
+    half = synth.discover_sources([tmp_path / "voices"], [])
+    half.plain_voice_share = 0.5
+    assert {synth.compose_item(i, "train", 2, 6.0, half, cache)[2]["kind"].endswith("-plain")
+            for i in range(8)} == {True, False}
+
+
+def test_plain_voice_share_is_recorded_and_checked(tmp_path):
+    voices = _voice_folder(tmp_path / "voices")
+    argv = ["compose", "--minutes", "0.2", "--seed", "3", "--workers", "1", "--voices", str(voices),
+            "--accompaniment", str(voices), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"),
+            "-q", "--plain-voice-share", "1"]
+    assert synth_cli.main(argv) == 0
+    import json
+
+    assert json.loads((tmp_path / "out" / "compose.json").read_text())["plain_voice_share"] == 1.0
+    assert all(row.split(",")[4].endswith("-plain")
+               for row in (tmp_path / "out" / "manifest.csv").read_text().splitlines()[1:])
+    with pytest.raises(MelodyError, match="other settings \\(plain_voice_share: 1.0\\)"):
+        synth_cli.main(argv[:-2])
+    result = subprocess.run([sys.executable, str(ROOT / "synth_testset.py"), *argv[:-1], "2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--plain-voice-share" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_compose_workers_end_with_a_killed_parent(tmp_path):

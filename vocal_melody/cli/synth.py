@@ -123,6 +123,7 @@ def run_compose(args: argparse.Namespace) -> int:
     for split, group in (sources.held_out or {}).items():
         if not args.quiet:
             print(f"note: no voice of the {split} split among --voices: {group} is held out for it", file=sys.stderr)
+    sources.plain_voice_share = args.plain_voice_share
     if args.music:
         sources.pool = music_pool.load_pool(args.music)
         sources.instrumental_share = args.instrumental_share
@@ -253,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --music: cut the instrumental items from the lead-instrument stems only (the "
                       "pool's lead guitars; a split without any keeps all its instrumental tracks)")
     _add_vibrato_options(comp, "items")
+    comp.add_argument("--plain-voice-share", type=argtypes.share, default=0.0,
+                      help="share of the sung items whose voice has no vibrato: new melodies sung straight, real "
+                      "contours with their vibrato smoothed away (kind sung-plain, resung-plain; the same items "
+                      "otherwise): a voice without a vibrato is still a voice (default 0)")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
     comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)

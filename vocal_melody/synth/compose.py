@@ -30,7 +30,7 @@ from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import AUDIO_EXTENSIONS, csv_text, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.synth import world
-from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS, expressive_f0
+from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS, expressive_f0, without_vibrato
 from vocal_melody.synth.melodies import Song, random_song
 from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active, with_vibrato, write_audio
 from vocal_melody.synth.singing import sing
@@ -145,6 +145,9 @@ class Sources:
     the voice's label)."""
     vibrato_cents: tuple[float, float] = VIBRATO_DEPTH_CENTS
     """Range of that vibrato's peak deviation."""
+    plain_voice_share: float = 0.0
+    """Share of sung items whose voice has no vibrato (new melodies sung straight, real contours smoothed): a voice
+    is a voice without one."""
     held_out: dict[str, str] | None = None
     """Voice groups moved out of training because a held-out split had none (split -> group)."""
 
@@ -295,11 +298,13 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
 def vibrato_settings(sources: Sources) -> dict:
     """What a corpus folder records of its music's vibrato (empty without one: folders made before the option
     stay resumable)."""
-    if not sources.vibrato_share:
-        return {}
-    settings: dict = {"vibrato_share": sources.vibrato_share}
-    if tuple(sources.vibrato_cents) != VIBRATO_DEPTH_CENTS:
-        settings["vibrato_cents"] = list(sources.vibrato_cents)
+    settings: dict = {}
+    if sources.vibrato_share:
+        settings["vibrato_share"] = sources.vibrato_share
+        if tuple(sources.vibrato_cents) != VIBRATO_DEPTH_CENTS:
+            settings["vibrato_cents"] = list(sources.vibrato_cents)
+    if sources.plain_voice_share:
+        settings["plain_voice_share"] = sources.plain_voice_share
     return settings
 
 
@@ -388,8 +393,9 @@ def _rendered_accompaniment(rng: np.random.Generator, song: Song | None, seconds
 
 
 def _resung_voice(rng: np.random.Generator, sources: list[VoiceSource], cache: SourceCache,
-                  seconds: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Real singing with its own contour, transposed and resynthesized (exact label), filling ``seconds``."""
+                  seconds: float, plain: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Real singing with its own contour (``plain``: its vibrato smoothed away), transposed and resynthesized
+    (exact label), filling ``seconds``."""
     rate = cache.sample_rate
     n = int(seconds * 1000 / world.FRAME_PERIOD_MS)
     f0 = np.zeros(n)
@@ -405,7 +411,10 @@ def _resung_voice(rng: np.random.Generator, sources: list[VoiceSource], cache: S
             ap = np.ones((n, analysis.ap.shape[1]))
         transpose = rng.uniform(-5, 5)
         length = min(len(analysis.f0), n - position)
-        piece_f0 = analysis.f0[:length] * 2.0 ** (transpose / 12.0)
+        contour = analysis.f0[:length]
+        if plain:
+            contour = without_vibrato(contour, analysis.frame_period / 1000.0)
+        piece_f0 = contour * 2.0 ** (transpose / 12.0)
         f0[position:position + length] = np.where(labels.f0_to_class(piece_f0) > 0, piece_f0, 0.0)
         ratio = float(np.clip(2.0 ** (transpose / 12.0 * 0.3) * rng.uniform(0.93, 1.07), 0.8, 1.25))
         sp[position:position + length] = world.warp_envelope(analysis.sp[:length], ratio)
@@ -426,11 +435,13 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
     pool_rng = np.random.default_rng([seed, index, 1]) if pool is not None else None
     # and so do vibrato decisions: corpora made without it stay as they were
     vibrato_rng = np.random.default_rng([seed, index, 2]) if sources.vibrato_share > 0 else None
+    plain_voice = (sources.plain_voice_share > 0
+                   and np.random.default_rng([seed, index, 3]).random() < sources.plain_voice_share)
     pool_tracks = pool.accompaniment[split] if pool is not None else []
     if pool is not None and (pool_tracks or pool.distractors[split]) \
             and pool_rng.random() < sources.instrumental_share:
         return _instrumental_item(pool_rng, split, seconds, sources, rate, vibrato_rng)
-    kind, vocal, label_f0, voice_names, song = _voice_part(rng, sources.voices[split], cache, seconds)
+    kind, vocal, label_f0, voice_names, song = _voice_part(rng, sources.voices[split], cache, seconds, plain_voice)
     n = int(round(seconds * rate))
     seconds = n / rate
     vocal = np.pad(vocal, (0, max(0, n - len(vocal))))[:n]
@@ -453,25 +464,27 @@ def compose_item(index: int, split: str, seed: int, seconds: float, sources: Sou
         active = None
     mix, _ = mix_at_ratio(vocal, accompaniment, ratio_db, active)
     label = label_frames(label_f0, world.FRAME_PERIOD_MS, len(mix), rate)
-    fields = {"kind": kind, "voices": ";".join(voice_names), "accompaniment": accompaniment_name,
+    fields = {"kind": f"{kind}-plain" if plain_voice else kind, "voices": ";".join(voice_names),
+              "accompaniment": accompaniment_name,
               "ratio_db": round(ratio_db, 2), "seconds": round(len(mix) / rate, 3)}
     return mix, label, fields
 
 
-def _voice_part(rng: np.random.Generator, voices: list[VoiceSource], cache: SourceCache,
-                seconds: float) -> tuple[str, np.ndarray, np.ndarray, list[str], Song | None]:
+def _voice_part(rng: np.random.Generator, voices: list[VoiceSource], cache: SourceCache, seconds: float,
+                plain: bool = False) -> tuple[str, np.ndarray, np.ndarray, list[str], Song | None]:
     """(kind, vocal, its f0 on WORLD's grid, voice names, the song or None): a new melody sung by a real
-    voice, or real singing re-sung with transposed f0."""
+    voice, or real singing re-sung with transposed f0; ``plain``: without a vibrato (the same draws otherwise)."""
     lead_in = float(rng.uniform(0.0, 4.0)) if rng.random() < 0.4 else float(rng.uniform(0.0, 0.5))
     lead_in = min(lead_in, 0.5 * seconds)  # a short item still has a note (binds only below 8 s)
     if rng.random() >= 0.55:
-        vocal, label_f0, voice_names = _resung_voice(rng, voices, cache, seconds)
+        vocal, label_f0, voice_names = _resung_voice(rng, voices, cache, seconds, plain)
         return "resung", vocal, label_f0, voice_names, None
     source = voices[int(rng.integers(len(voices)))]
     song = random_song(rng, seconds, _register(rng), start_s=lead_in)
     frame_period = world.FRAME_PERIOD_MS
     n_frames = int(seconds * 1000 / frame_period) + 1
-    target = expressive_f0(song.notes, frame_period / 1000.0, rng, n_frames=n_frames)
+    depth = (0.0, 0.0) if plain else VIBRATO_DEPTH_CENTS  # a zero depth keeps the draws of the melody
+    target = expressive_f0(song.notes, frame_period / 1000.0, rng, n_frames=n_frames, vibrato_depth=depth)
     target = np.where(labels.f0_to_class(target) > 0, target, 0.0)
     onsets = np.array([int(np.ceil(n.onset * 1000 / frame_period)) for n in song.notes])
     analysis = cache.voice(source.path)

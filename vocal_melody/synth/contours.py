@@ -19,6 +19,8 @@ VIBRATO_DEPTH_CENTS = (20.0, 80.0)
 """Range of a sung vibrato's peak deviation."""
 VIBRATO_RATE_HZ = (4.5, 7.0)
 """Range of a sung vibrato's rate."""
+PLAIN_SMOOTHING_S = 0.4
+"""Hann window that flattens a vibrato out of a real contour: at 4.5 Hz and above it passes under 1 %."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,23 @@ def vibrato_cents(n_frames: int, frame_period: float, rng: np.random.Generator,
     depth_cents = rng.uniform(*depth) * (1.0 + _smooth_noise(rng, n_frames, smoothing, 0.15))
     phase = 2 * np.pi * np.cumsum(rate_hz) * frame_period + rng.uniform(0, 2 * np.pi)
     return depth_cents * np.sin(phase)
+
+
+def without_vibrato(f0: np.ndarray, frame_period: float, window_s: float = PLAIN_SMOOTHING_S) -> np.ndarray:
+    """A contour (Hz, 0 = unvoiced) with its vibrato and faster wobbles smoothed away, each voiced run apart.
+
+    The smoothing is in cents, so a note keeps its pitch; slides slower than the window survive.
+    """
+    f0 = np.asarray(f0, dtype=np.float64)
+    plain = f0.copy()
+    voiced = (f0 > 0).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], voiced, [0]]))
+    width = max(1, int(round(window_s / frame_period)) // 2)
+    window = np.hanning(2 * width + 1)
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        cents = 1200.0 * np.log2(f0[start:stop])
+        centred = slice(width, width + stop - start)  # "same" for runs shorter than the window too
+        # weights renormalised at the run's ends, so a note's first and last frames keep their level
+        total = np.convolve(np.ones(stop - start), window)[centred]
+        plain[start:stop] = 2.0 ** (np.convolve(cents, window)[centred] / total / 1200.0)
+    return plain
