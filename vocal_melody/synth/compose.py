@@ -296,8 +296,8 @@ def _instrumental_item(rng: np.random.Generator, split: str, seconds: float, sou
 
 
 def vibrato_settings(sources: Sources) -> dict:
-    """What a corpus folder records of its music's vibrato (empty without one: folders made before the option
-    stay resumable)."""
+    """What a corpus folder records of its music's vibrato and its voices' lack of one (empty without either:
+    folders made before the options stay resumable)."""
     settings: dict = {}
     if sources.vibrato_share:
         settings["vibrato_share"] = sources.vibrato_share
