@@ -194,6 +194,22 @@ def test_voicing_gate_against_the_human_label_of_vocadito_1():
     assert gated["VFA"] < 0.13 < raw["VFA"]
 
 
+def test_a_fresh_and_a_cached_analysis_are_the_same_arrays(tmp_path):
+    from vocal_melody.cache import ArrayCache
+
+    path = write_wav(tmp_path / "voice.wav", sung_tone(1.5), RATE)
+    cache = ArrayCache(tmp_path / "world")
+    fresh = world.analyse_file(path, RATE, cache)
+    cached = world.analyse_file(path, RATE, cache)
+    assert len(list((tmp_path / "world").glob("*.npz"))) == 1
+    for name in ("f0", "sp", "ap", "raw_f0", "energy_db"):
+        np.testing.assert_array_equal(getattr(fresh, name), getattr(cached, name))
+    # the stored form is lossy (float16) but close to the uncached analysis
+    exact = world.analyse_file(path, RATE)
+    assert np.abs(np.log(cached.sp) - np.log(np.maximum(exact.sp, 1e-30))).max() < 0.05
+    np.testing.assert_array_equal(cached.f0, exact.f0)
+
+
 def test_synth_cli_errors_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "synth_testset.py"), "anasyn", "--vocal",
                              str(tmp_path / "missing.wav"), "-o", str(tmp_path)], capture_output=True, text=True)

@@ -131,20 +131,20 @@ def analyse_file(path, sample_rate: int, cache=None, stream: int = 0) -> WorldAn
     """:func:`analyse` of an audio file at ``sample_rate``, cached by content when ``cache`` is an ArrayCache.
 
     Harvest runs at about 4x real time on one core, so every voice is
-    analysed once; envelopes are cached as float16 logarithms.
+    analysed once; envelopes are cached as float16 logarithms. With a cache,
+    a fresh analysis is returned as its stored entry reads back, so what is
+    made from it does not depend on whether the entry existed before.
     """
-    key = None
-    if cache is not None:
-        key = cache_key("world", file_digest(path), sample_rate, stream, FRAME_PERIOD_MS, F0_FLOOR, F0_CEIL,
-                        ENERGY_RANGE_DB, MAX_APERIODICITY)
-        entry = cache.load(key)
-        if entry is not None:
-            return WorldAnalysis(entry["f0"], np.exp(entry["log_sp"].astype(np.float64)),
-                                 entry["ap"].astype(np.float64), sample_rate, FRAME_PERIOD_MS,
-                                 entry["raw_f0"], entry["energy_db"])
-    analysis = analyse(load_audio(path, sample_rate, stream), sample_rate)
-    if cache is not None:
-        cache.save(key, {"f0": analysis.f0, "raw_f0": analysis.raw_f0, "energy_db": analysis.energy_db,
-                         "log_sp": np.log(np.maximum(analysis.sp, 1e-30)).astype(np.float16),
-                         "ap": analysis.ap.astype(np.float16)})
-    return analysis
+    if cache is None:
+        return analyse(load_audio(path, sample_rate, stream), sample_rate)
+    key = cache_key("world", file_digest(path), sample_rate, stream, FRAME_PERIOD_MS, F0_FLOOR, F0_CEIL,
+                    ENERGY_RANGE_DB, MAX_APERIODICITY)
+    entry = cache.load(key)
+    if entry is None:
+        analysis = analyse(load_audio(path, sample_rate, stream), sample_rate)
+        entry = {"f0": analysis.f0, "raw_f0": analysis.raw_f0, "energy_db": analysis.energy_db,
+                 "log_sp": np.log(np.maximum(analysis.sp, 1e-30)).astype(np.float16),
+                 "ap": analysis.ap.astype(np.float16)}
+        cache.save(key, entry)
+    return WorldAnalysis(entry["f0"], np.exp(entry["log_sp"].astype(np.float64)), entry["ap"].astype(np.float64),
+                         sample_rate, FRAME_PERIOD_MS, entry["raw_f0"], entry["energy_db"])
