@@ -111,6 +111,12 @@ def vibrato_cents(n_frames: int, frame_period: float, rng: np.random.Generator,
     return depth_cents * np.sin(phase)
 
 
+def voiced_runs(voiced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and stops (exclusive) of the runs of True in a per-frame voicing array."""
+    edges = np.diff(np.concatenate([[0], np.asarray(voiced, dtype=np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
 def without_vibrato(f0: np.ndarray, frame_period: float, window_s: float = PLAIN_SMOOTHING_S) -> np.ndarray:
     """A contour (Hz, 0 = unvoiced) with its vibrato and faster wobbles smoothed away, each voiced run apart.
 
@@ -118,11 +124,9 @@ def without_vibrato(f0: np.ndarray, frame_period: float, window_s: float = PLAIN
     """
     f0 = np.asarray(f0, dtype=np.float64)
     plain = f0.copy()
-    voiced = (f0 > 0).astype(np.int8)
-    edges = np.diff(np.concatenate([[0], voiced, [0]]))
     width = max(1, int(round(window_s / frame_period)) // 2)
     window = np.hanning(2 * width + 1)
-    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    for start, stop in zip(*voiced_runs(f0 > 0)):
         cents = 1200.0 * np.log2(f0[start:stop])
         centred = slice(width, width + stop - start)  # "same" for runs shorter than the window too
         # weights renormalised at the run's ends, so a note's first and last frames keep their level

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vocal_melody.synth.contours import voiced_runs
 from vocal_melody.synth.world import WorldAnalysis, synthesize, warp_envelope
 
 MIN_SYLLABLE_FRAMES = 6
@@ -33,9 +34,8 @@ class Syllable:
 
 def find_syllables(voice: WorldAnalysis) -> list[Syllable]:
     """Voiced runs of at least ``MIN_SYLLABLE_FRAMES`` with their preceding audible unvoiced frames."""
-    voiced = voice.voiced.astype(np.int8)
-    edges = np.diff(np.concatenate([[0], voiced, [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    voiced = voice.voiced
+    starts, stops = voiced_runs(voiced)
     energy = voice.energy_db if voice.energy_db is not None else np.zeros(len(voiced))
     syllables = []
     previous_stop = 0
@@ -52,9 +52,9 @@ def find_syllables(voice: WorldAnalysis) -> list[Syllable]:
 
 def note_segments(f0: np.ndarray, onsets: np.ndarray) -> list[tuple[int, int]]:
     """Voiced segments [start, stop) of ``f0``, split at the given onset frames."""
-    voiced = (f0 > 0).astype(np.int8)
-    edges = np.diff(np.concatenate([[0], voiced, [0]]))
-    bounds = set(np.flatnonzero(edges == 1).tolist()) | set(np.flatnonzero(edges == -1).tolist())
+    voiced = f0 > 0
+    starts, stops = voiced_runs(voiced)
+    bounds = set(starts.tolist()) | set(stops.tolist())
     bounds |= {int(o) for o in onsets if 0 < o < len(f0)}
     bounds = sorted(bounds | {0, len(f0)})
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if voiced[a]]
