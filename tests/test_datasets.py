@@ -83,6 +83,12 @@ def test_bad_manifest(tmp_path):
     (tmp_path / "m.csv").write_text("x,y\n1,2\n")
     with pytest.raises(MelodyError, match="not a manifest"):
         read_manifest(tmp_path / "m.csv")
+    (tmp_path / "text.csv").write_text("just a line\n")  # a header without the columns, not "no rows"
+    with pytest.raises(MelodyError, match="text.csv: not a manifest"):
+        read_manifest(tmp_path / "text.csv")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(MelodyError, match="binary.csv: not a manifest"):
+        read_manifest(tmp_path / "binary.csv")
 
 
 def test_frame_classes_pad_and_cut():

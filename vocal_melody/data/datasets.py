@@ -111,12 +111,16 @@ def read_manifest(path: str | os.PathLike, splits: tuple[str, ...] | None = None
     path = Path(path)
     if not path.is_file():
         raise MelodyError(f"manifest {path} not found")
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark is fine
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark is fine
+            reader = csv.DictReader(handle)
+            columns, rows = reader.fieldnames, list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise MelodyError(f"{path}: not a manifest (not CSV text: {error.__class__.__name__})") from error
+    if columns and not {"audio", "label", "split"} <= set(columns):
+        raise MelodyError(f"{path}: not a manifest (needs columns audio, label, split)")
     if not rows:  # else, among several manifests, an empty one would add nothing without a word
         raise MelodyError(f"{path}: empty manifest (no rows)")
-    if not {"audio", "label", "split"} <= set(rows[0]):
-        raise MelodyError(f"{path}: not a manifest (needs columns audio, label, split)")
     tracks = []
     for number, row in enumerate(rows, start=2):
         if splits and row["split"] not in splits:
