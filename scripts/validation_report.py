@@ -21,9 +21,10 @@ import numpy as np
 from vocal_melody.cli import argtypes
 from vocal_melody.cli.common import OneLineParser, run_cli
 from vocal_melody.errors import MelodyError
+from vocal_melody.evaluation import METRICS
+from vocal_melody.features import frame_times
 from vocal_melody.fileio import check_output_file, csv_text, write_text_atomic
-
-METRICS = ("VR", "VFA", "RPA", "RCA", "OA")
+from vocal_melody.inference.engines import ENGINES
 
 
 def threshold_grid(low: float, high: float, step: float) -> list[float]:
@@ -38,7 +39,7 @@ def track_scores(times: np.ndarray, pitch: np.ndarray, confidence: np.ndarray, r
     """mir_eval scores of one track at each threshold: voiced where ``confidence >= threshold``."""
     from vocal_melody.evaluation import melody_scores
 
-    ref_times = np.arange(len(reference)) * 0.01
+    ref_times = frame_times(len(reference))
     rows = []
     for threshold in thresholds:
         estimate = np.where(confidence >= threshold, pitch, 0.0)
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--thresholds", nargs=3, type=argtypes.number(0.0, 1.0), metavar=("LOW", "HIGH", "STEP"),
                         default=[0.2, 0.75, 0.05], help="voicing thresholds to score (default: 0.2 0.75 0.05)")
-    parser.add_argument("--engine", choices=("auto", "int8", "openvino", "tf"), default="openvino",
+    parser.add_argument("--engine", choices=ENGINES, default="openvino",
                         help="openvino (default): the float model, bf16 where the CPU has it")
     parser.add_argument("--csv", help="write every track's scores at every threshold to this file")
     parser.add_argument("--debug", action="store_true")
