@@ -71,6 +71,20 @@ def test_train_teacher_writes_a_bundle_the_cli_loads(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 2
 
 
+def test_train_teacher_trains_on_several_manifests_together(tmp_path):
+    first = make_tone_corpus(tmp_path / "first", n_train=3, n_val=1)
+    second = make_tone_corpus(tmp_path / "second", n_train=2, n_val=2, seconds=2.0)
+    common = ["--steps-per-epoch", 1, "--max-epochs", 1, "--cache-dir", tmp_path / "cache", *TINY_ARGS]
+    both = run_teacher("--train", first, second, "--run-dir", tmp_path / "both", *common)
+    assert both.returncode == 0, both.stderr
+    training = read_bundle(tmp_path / "both" / "last.npz").config["training"]
+    assert training["train"] == f"{first} {second}" and training["val_tracks"] == 3  # both val splits
+    assert training["train_minutes"] == pytest.approx((3 * 1.0 + 2 * 2.0) / 60, abs=0.01)
+    chosen = run_teacher("--train", first, second, "--val", second, "--run-dir", tmp_path / "chosen", *common)
+    assert chosen.returncode == 0, chosen.stderr
+    assert read_bundle(tmp_path / "chosen" / "last.npz").config["training"]["val_tracks"] == 2
+
+
 def test_kill_and_resume_continues_without_redoing_epochs(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     run = tmp_path / "run"

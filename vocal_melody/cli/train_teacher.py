@@ -11,10 +11,11 @@ tuned voicing threshold, the CLI's default decoding (load it
 with ``melodyExtraction_NS.py -w``), ``RUN_DIR/last.npz`` the checkpoint
 that ``--resume`` continues from, ``RUN_DIR/log.csv`` the per-epoch log.
 
-Labeled data: a ``synth_testset.py compose`` manifest (``--train-split``
-and ``--val-split`` pick its splits) or a folder of audio with labels
-matched by name (``--label-format f0|mir1k|ikala``); a folder has no
-splits, so it needs ``--val`` with held-out tracks.
+Labeled data: ``synth_testset.py compose`` manifests (``--train-split``
+and ``--val-split`` pick their splits; a manifest without the split adds
+nothing to it) or folders of audio with labels matched by name
+(``--label-format f0|mir1k|ikala``); a folder has no splits, so it needs
+``--val`` with held-out tracks.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ from vocal_melody.training.loop import Trainer
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = OneLineParser(prog=program_name("train_teacher.py"), description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", required=True, help="manifest.csv or folder of labeled audio")
+    parser.add_argument("--train", required=True, nargs="+",
+                        help="manifests or folders of labeled audio (several are trained on together)")
     parser.add_argument("--train-split", default="train")
-    parser.add_argument("--val", help="manifest.csv or folder for validation (default: --train's val split; "
-                        "required when --train is a folder)")
+    parser.add_argument("--val", nargs="+", help="manifests or folders for validation (default: the val split of "
+                        "--train's manifests; required when --train has a folder)")
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--label-format", default="f0", choices=["f0", "mir1k", "ikala"],
                         help="label format of folder corpora")
@@ -89,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mean, std, init_weights = init_bundle.mean, init_bundle.std, init_bundle.weights
     else:
         mean, std = normalization_stats(train_data.specs)
-    config = train_config(args, role="teacher", train=str(args.train), train_minutes=round(train_data.minutes, 2),
-                          val=str(args.val or args.train), val_tracks=len(val), init=args.init)
+    config = train_config(args, role="teacher", train=" ".join(args.train), train_minutes=round(train_data.minutes, 2),
+                          val=" ".join(args.val or args.train), val_tracks=len(val), init=args.init)
     strategy = make_strategy(args.gpu_index, args.cpu_devices)
     trainer = Trainer(model_args, config, mean, std, strategy, init_weights)
     if args.resume:
