@@ -220,6 +220,8 @@ fi
 # 2. the teacher. A local run resumes; otherwise a new run starts from the committed checkpoint's
 #    weights (--init: fresh optimizer and epoch count, scored on this corpus's validation split),
 #    or from scratch when there is none (FROM_SCRATCH=1 forces it).
+#    New corpora are added with --init, after pitch is learned: from scratch on the pool corpora (a quarter of
+#    the frames voiced) pitch had hardly begun after 51,200 windows (model card, 2026-12-02, third session).
 if [ -f runs/teacher/last.npz ]; then
     START=--resume
 elif [ -f vocal_melody/weights/checkpoints/teacher_last.npz ] && [ "${FROM_SCRATCH:-0}" != 1 ]; then
