@@ -362,8 +362,10 @@ class Trainer:
             self._tensorboard(row)
         self.save_checkpoint()
         if config.progress and self.is_chief:
+            threshold = row["voicing_threshold"]
+            rule = "argmax" if threshold in (None, "") else threshold  # no threshold beat the argmax rule
             print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val OA {row['OA']:.4f} "
-                  f"(tuned voicing {row['OA_tuned_voicing']} at {row['voicing_threshold']}) "
+                  f"(tuned voicing {row['OA_tuned_voicing']} at {rule}) "
                   f"RPA {row['RPA']:.4f} VFA {row['VFA']:.4f} (best {state.best_oa:.4f} at epoch "
                   f"{state.best_epoch}), {row['windows_per_second']} windows/s", file=sys.stderr)
         if on_epoch_end is not None:
