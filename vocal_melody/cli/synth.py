@@ -46,6 +46,8 @@ from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS
 from vocal_melody.synth.demo import demo_song
 from vocal_melody.synth.mixing import SYNTH_RATE, write_audio
 from vocal_melody.synth.originals import original_mixes
+from vocal_melody.synth.real_corpora import mir1k_corpus, ssvd_mixes
+from vocal_melody.data.ssvd import NOTE_TOLERANCE_CENTS
 from vocal_melody.audio import load_audio
 
 
@@ -191,6 +193,38 @@ def run_originals(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_MIR1K = Path("../shared/data/labeled_research/mir1k")
+DEFAULT_SSVD = Path("../shared/data/voice_research/ssvd_v2")
+
+
+def run_mir1k(args: argparse.Namespace) -> int:
+    """``mir1k``: MIR-1K clips mixed at the release's ratio or ``--ratio-db``, split by singer, with labels."""
+    rows = mir1k_corpus(args.source, args.output_dir, args.ratio_db, tuple(args.splits or ()), not args.quiet)
+    _print_real_summary(args.output_dir, rows, "MIR-1K clips", "singer")
+    return 0
+
+
+def run_ssvd(args: argparse.Namespace) -> int:
+    """``ssvd``: SSVD voices over their split's pool music, labeled by the note-gated WORLD analysis."""
+    pool = music_pool.load_pool(args.music)
+    rows = ssvd_mixes(args.source, pool, args.output_dir, args.seed, args.cache_dir, args.sample_rate,
+                      tuple(args.splits or ()), args.mixes_per_recording, args.tolerance_cents, args.workers,
+                      not args.quiet)
+    _print_real_summary(args.output_dir, rows, "SSVD mixes", "voice")
+    return 0
+
+
+def _print_real_summary(output_dir: str, rows: list[dict], what: str, who: str) -> None:
+    minutes: dict[str, float] = {}
+    people: dict[str, set] = {}
+    for row in rows:
+        minutes[row["split"]] = minutes.get(row["split"], 0.0) + float(row["seconds"]) / 60
+        people.setdefault(row["split"], set()).add(row[who])
+    print(f"wrote {len(rows)} {what} to {output_dir} (manifest.csv): " + ", ".join(
+        f"{split} {m:.1f} min ({len(people[split])} {who}s)" for split, m in sorted(minutes.items())),
+        file=sys.stderr)
+
+
 def run_fetch_music(args: argparse.Namespace) -> int:
     """``fetch-music``: the Debian music packages, extracted, with their inventory."""
     rows = music_pool.fetch_music(args.output_dir, args.packages, args.deb, progress=not args.quiet)
@@ -285,6 +319,37 @@ def build_parser() -> argparse.ArgumentParser:
     orig.add_argument("-q", "--quiet", action="store_true")
     orig.add_argument("--debug", **debug)
     orig.set_defaults(run=run_originals)
+
+    m1k = modes.add_parser("mir1k", help="MIR-1K (real karaoke singing, hand-checked pitch) as a labeled corpus, "
+                           "split by singer")
+    m1k.add_argument("--source", default=str(DEFAULT_MIR1K), help="a MIR-1K folder: the release's Wavfile/ or "
+                     f"Voice/ + Accompaniment/, with PitchLabel/ (default {DEFAULT_MIR1K})")
+    m1k.add_argument("--ratio-db", type=argtypes.number(-60.0, 60.0), default=None,
+                     help="voice-to-accompaniment ratio in dB over the clip (default: the release's mix, their sum)")
+    m1k.add_argument("--splits", nargs="+", choices=SPLITS, help="only these splits' singers")
+    m1k.add_argument("-o", "--output-dir", default="data/mir1k")
+    m1k.add_argument("-q", "--quiet", action="store_true")
+    m1k.add_argument("--debug", **debug)
+    m1k.set_defaults(run=run_mir1k)
+
+    sv = modes.add_parser("ssvd", help="SSVD sight-singing voices over their split's pool music, labeled by the "
+                          "note-gated WORLD analysis of the voice")
+    sv.add_argument("--source", default=str(DEFAULT_SSVD), help=f"the SSVD folder (default {DEFAULT_SSVD})")
+    sv.add_argument("--music", required=True, help="a fetched music pool (fetch-music's folder)")
+    sv.add_argument("--splits", nargs="+", choices=SPLITS, help="only these splits (train_valid/ trains; test/ is "
+                    "halved into val and test)")
+    sv.add_argument("--mixes-per-recording", type=argtypes.integer(1, 100), default=1)
+    sv.add_argument("--tolerance-cents", type=argtypes.number(1.0, 1200.0), default=NOTE_TOLERANCE_CENTS,
+                    help="an analysed frame is kept within this of its note's pitch "
+                    f"(default {NOTE_TOLERANCE_CENTS:g})")
+    sv.add_argument("--seed", type=argtypes.seed, default=0)
+    sv.add_argument("--workers", type=argtypes.integer(1, 256), default=max(1, (os.cpu_count() or 1)))
+    sv.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
+    sv.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
+    sv.add_argument("-o", "--output-dir", default="data/ssvd")
+    sv.add_argument("-q", "--quiet", action="store_true")
+    sv.add_argument("--debug", **debug)
+    sv.set_defaults(run=run_ssvd)
 
     fetch = modes.add_parser("fetch-music", help="download and extract the real instrumental music pool "
                              "(Debian game-music packages) and write its inventory")
