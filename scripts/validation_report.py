@@ -6,9 +6,10 @@
 
 The model runs once per track (pitch on every frame and the voicing probability ``1 - p(no voice)``);
 every threshold is then a decision on those numbers. Each row: the mean OA over all ``--val`` tracks
-(what the trainers and ``tune_voicing.py`` choose a threshold by), the mean OA of each manifest, and the
-share of frames called voiced on the ``--val`` tracks without a voice. ``--probe`` manifests are
-reported beside them and never count towards the choice. A manifest without a voiced frame is
+(what the trainers and ``tune_voicing.py`` choose a threshold by), the mean over ``--val`` manifests of each
+one's mean OA (the trainers' ``--val-mean groups``; with ``--val-mean groups`` it stars the best), the mean OA
+of each manifest, and the share of frames called voiced on the ``--val`` tracks without a voice. ``--probe``
+manifests are reported beside them and never count towards the choice. A manifest without a voiced frame is
 reported as its voiced share (lower is better). ``--csv`` writes every track's mir_eval scores.
 """
 
@@ -55,25 +56,28 @@ def group_name(manifest: str, taken: set[str]) -> str:
     return name if name not in taken else f"{name}/{path.name}"
 
 
-def report(groups: dict[str, list[tuple[bool, list[dict]]]], val_names: list[str], thresholds: list[float]) -> str:
-    """The table as CSV text: a row per threshold, the best by the mean OA over the ``val_names`` groups
-    marked ``*``. ``groups``: each manifest's tracks as (has no voice, scores at each threshold)."""
+def report(groups: dict[str, list[tuple[bool, list[dict]]]], val_names: list[str], thresholds: list[float],
+           val_mean: str = "tracks") -> str:
+    """The table as CSV text: a row per threshold, the best by the mean OA over the ``val_names`` groups' tracks
+    (or, with ``val_mean="groups"``, over the groups' means) marked ``*``. ``groups``: each manifest's tracks as
+    (has no voice, scores at each threshold)."""
     voiceless = {name: all(none for none, _ in tracks) for name, tracks in groups.items()}
     val_tracks = [track for name in val_names for track in groups[name]]
-    header = ["threshold", f"all ({len(val_tracks)})"]
+    header = ["threshold", f"all ({len(val_tracks)})", f"groups ({len(val_names)})"]
     header += [f"{name} ({len(tracks)}){' voiced' if voiceless[name] else ''}" for name, tracks in groups.items()]
     header.append(f"no voice ({sum(none for none, _ in val_tracks)}) voiced")
-    table, overall = [], []
+    table, overall, by_group = [], [], []
     for i, threshold in enumerate(thresholds):
         overall.append(float(np.mean([rows[i]["OA"] for _, rows in val_tracks])))
-        cells = [f"{threshold:.2f}", f"{overall[-1]:.4f}"]
+        by_group.append(float(np.mean([np.mean([rows[i]["OA"] for _, rows in groups[name]]) for name in val_names])))
+        cells = [f"{threshold:.2f}", f"{overall[-1]:.4f}", f"{by_group[-1]:.4f}"]
         for name, tracks in groups.items():
             key = "voiced" if voiceless[name] else "OA"
             cells.append(f"{np.mean([rows[i][key] for _, rows in tracks]):.4f}")
         silent = [rows[i]["voiced"] for none, rows in val_tracks if none]
         cells.append(f"{np.mean(silent):.4f}" if silent else "-")
         table.append(cells)
-    table[int(np.argmax(overall))][0] += " *"
+    table[int(np.argmax(by_group if val_mean == "groups" else overall))][0] += " *"
     return "\n".join(",".join(row) for row in [header] + table)
 
 
@@ -83,6 +87,8 @@ def main(argv=None) -> int:
     parser.add_argument("--val", required=True, nargs="+", help="manifests whose --val-split is scored together")
     parser.add_argument("--probe", nargs="+", default=[], help="more manifests, reported apart")
     parser.add_argument("--val-split", default="val")
+    parser.add_argument("--val-mean", choices=["tracks", "groups"], default="tracks",
+                        help="the mean that stars the best threshold: over all --val tracks, or over the manifests")
     parser.add_argument("--thresholds", nargs=3, type=argtypes.number(0.0, 1.0), metavar=("LOW", "HIGH", "STEP"),
                         default=[0.2, 0.75, 0.05], help="voicing thresholds to score (default: 0.2 0.75 0.05)")
     parser.add_argument("--engine", choices=ENGINES, default="openvino",
@@ -113,7 +119,7 @@ def main(argv=None) -> int:
             per_track += [{"threshold": f"{t:.2f}", "manifest": name, "track": track.name,
                            **{key: f"{value:.4f}" for key, value in row.items()}} for t, row in zip(thresholds, rows)]
     print(f"{args.bundle} ({args.engine}): mean OA over tracks, or the voiced share where a manifest has no voice")
-    print(report(groups, list(manifests)[:len(args.val)], thresholds))
+    print(report(groups, list(manifests)[:len(args.val)], thresholds, args.val_mean))
     if args.csv:
         write_text_atomic(args.csv, csv_text(per_track, ["threshold", "manifest", "track", *METRICS, "voiced"]))
     return 0

@@ -51,8 +51,9 @@ def test_report_matches_mir_eval_per_track_and_marks_the_best_threshold(tmp_path
                  "--engine", "tf", "--csv", out)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[1] == "threshold,all (2),tones (2),silent (2) voiced,no voice (0) voiced"
+    assert lines[1] == "threshold,all (2),groups (1),tones (2),silent (2) voiced,no voice (0) voiced"
     assert len(lines) == 5 and sum(line.split(",")[0].endswith(" *") for line in lines[2:]) == 1
+    assert all(line.split(",")[1] == line.split(",")[2] for line in lines[2:])  # one group: its mean is all
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 3 * 4
     track = read_manifest(sung, splits=("val",))[0]
@@ -63,7 +64,20 @@ def test_report_matches_mir_eval_per_track_and_marks_the_best_threshold(tmp_path
         assert float(row[metric]) == pytest.approx(expected[metric], abs=6e-5)
     silent_row = lines[3].split(",")
     voiced = [float(r["voiced"]) for r in rows if r["manifest"] == "silent" and r["threshold"] == "0.40"]
-    assert float(silent_row[3]) == pytest.approx(np.mean(voiced), abs=1e-4)
+    assert float(silent_row[4]) == pytest.approx(np.mean(voiced), abs=1e-4)
+
+
+def test_group_mean_weighs_each_manifest_the_same():
+    sung = [(False, [{"OA": 1.0, "voiced": 1.0}, {"OA": 0.5, "voiced": 1.0}])] * 3
+    silent = [(True, [{"OA": 0.2, "voiced": 0.8}, {"OA": 0.9, "voiced": 0.1}])]
+    groups = {"synth": sung, "instrumental": silent}
+    text = validation_report.report(groups, ["synth", "instrumental"], [0.3, 0.6], val_mean="groups")
+    lines = text.splitlines()
+    assert lines[0] == "threshold,all (4),groups (2),synth (3),instrumental (1) voiced,no voice (1) voiced"
+    assert lines[1] == "0.30,0.8000,0.6000,1.0000,0.8000,0.8000"
+    assert lines[2] == "0.60 *,0.6000,0.7000,0.5000,0.1000,0.1000"
+    by_tracks = validation_report.report(groups, ["synth", "instrumental"], [0.3, 0.6]).splitlines()
+    assert by_tracks[1].startswith("0.30 *,")
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny_bundle):

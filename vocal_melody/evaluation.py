@@ -43,6 +43,15 @@ def mean_scores(per_track: list[dict[str, float]]) -> dict[str, float]:
     return {name: float(np.mean([scores[name] for scores in per_track])) for name in METRICS}
 
 
+def group_mean_scores(per_track: list[dict[str, float]], groups: list[str]) -> dict[str, float]:
+    """Average over groups of each group's mean over its tracks: every group (a validation manifest) weighs the
+    same, however many tracks it has."""
+    by_group: dict[str, list[dict[str, float]]] = {}
+    for scores, group in zip(per_track, groups):
+        by_group.setdefault(group, []).append(scores)
+    return mean_scores([mean_scores(tracks) for tracks in by_group.values()])
+
+
 def voiced_fraction_scores(est_f0: np.ndarray) -> dict[str, float]:
     """Scores of music without a voice (no label): the share of frames called voiced, as VFA; the rest NaN."""
     return {**{m: float("nan") for m in METRICS}, "VFA": float(np.mean(np.asarray(est_f0) > 0))}

@@ -16,6 +16,7 @@ from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import atomic_path, ensure_output_dir
 from vocal_melody.runtime import configure_runtime
 from vocal_melody.training.loop import TrainConfig
+from vocal_melody.training.voicing import VAL_MEANS
 
 
 
@@ -56,6 +57,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-backbone", action="store_true",
                         help="train only the BiLSTM and the output layer; the ResNet blocks (and their batch "
                              "statistics) stay as in the starting model and are not back-propagated")
+    parser.add_argument("--val-mean", choices=VAL_MEANS, default="tracks",
+                        help="validation OA (which ranks epochs and tunes the voicing threshold) as the mean over "
+                             "tracks (default, the paper's) or over groups: each --val manifest's mean over its "
+                             "tracks, then their mean, so each corpus weighs the same")
     parser.add_argument("--mixed-precision", choices=["bf16", "fp16", "fp32"], default=None,
                         help="bf16 for AMX CPUs and recent GPUs (default: float32)")
     parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
@@ -117,7 +122,8 @@ def train_config(args: argparse.Namespace, **extra) -> TrainConfig:
                        progress=not args.quiet, save_optimizer=not args.no_optimizer_state,
                        unvoiced_weight=args.unvoiced_weight,
                        voicing_loss_weight=args.voicing_loss_weight, optimizer=args.optimizer,
-                       freeze_backbone=args.freeze_backbone, extra_config=extra)
+                       freeze_backbone=args.freeze_backbone, val_mean=args.val_mean,
+                       extra_config=dict(extra, val_mean=args.val_mean))
 
 
 def check_run_dir(args: argparse.Namespace) -> None:

@@ -44,6 +44,8 @@ class LabeledTrack:
     f0: np.ndarray | None
     name: str
     split: str = "train"
+    group: str = ""
+    """The corpus it came from (its manifest or folder): validation can weigh each group the same."""
 
 
 # ----------------------------------------------------------------------------- label formats
@@ -129,7 +131,7 @@ def read_manifest(path: str | os.PathLike, splits: tuple[str, ...] | None = None
             raise MelodyError(f"{path}: row {number} has no {'audio' if not row.get('audio') else 'label'} file")
         f0 = read_label(path.parent / row["label"]) if with_labels else None
         tracks.append(LabeledTrack(path.parent / row["audio"], f0, row.get("id") or Path(row["audio"]).stem,
-                                   row["split"]))
+                                   row["split"], str(path)))
     return tracks
 
 
@@ -148,7 +150,7 @@ def pair_folder(audio_dir: str | os.PathLike, label_dir: str | os.PathLike | Non
     for audio in sorted(p for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS):
         key = track_key(audio)
         if key in labels:
-            tracks.append(LabeledTrack(audio, read_label(labels[key], fmt), key, split))
+            tracks.append(LabeledTrack(audio, read_label(labels[key], fmt), key, split, str(audio_dir)))
     if not tracks:
         raise MelodyError(f"no audio in {audio_dir} has a label in {label_dir}")
     return tracks

@@ -47,6 +47,7 @@ class TrainConfig:
     voicing_loss_weight: float = 0.0
     optimizer: str = "adam"
     freeze_backbone: bool = False
+    val_mean: str = "tracks"
     extra_config: dict = field(default_factory=dict)
 
 
@@ -335,7 +336,7 @@ class Trainer:
     def _end_epoch(self, losses, validation, windows, seconds, on_epoch_end) -> None:
         state, config = self.state, self.config
         if validation:
-            scores, self.decoding = validate(self.model, validation, self.mean, self.std)
+            scores, self.decoding = validate(self.model, validation, self.mean, self.std, self.config.val_mean)
         else:
             scores = {m: float("nan") for m in METRICS}
         row = {"epoch": state.epoch + 1, "windows_seen": state.windows_seen,

@@ -9,7 +9,7 @@ import numpy as np
 
 from vocal_melody import features
 from vocal_melody.bundle import read_bundle, save_bundle
-from vocal_melody.evaluation import mean_scores, melody_scores
+from vocal_melody.evaluation import group_mean_scores, mean_scores, melody_scores
 from vocal_melody.inference.decoding import decode
 from vocal_melody.inference.engines import in_batches
 from vocal_melody.inference.extractor import MelodyExtractor
@@ -32,9 +32,22 @@ def predict_activations(model, spec: np.ndarray, mean: np.ndarray, std: np.ndarr
     return in_batches(call, windows, batch_size).reshape(-1, N_CLASSES)[:len(spec)]
 
 
-def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray) -> tuple[dict[str, float], dict]:
-    """Mean mir_eval scores over whole validation tracks (the paper's argmax decoding), and the
-    voicing rule that would score best (see :func:`best_voicing`)."""
+VAL_MEANS = ("tracks", "groups")
+"""How validation scores are averaged: over tracks (the paper's), or over groups (each validation manifest's mean
+over its tracks, then the mean of those: a small group of real singing weighs as much as a large synthesized one)."""
+
+
+def _averager(data: FrameData, val_mean: str):
+    if val_mean == "groups":
+        groups = [track.group for track in data.tracks]
+        return lambda scores: group_mean_scores(scores, groups)
+    return mean_scores
+
+
+def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray,
+             val_mean: str = "tracks") -> tuple[dict[str, float], dict]:
+    """Mean mir_eval scores over whole validation tracks (the paper's argmax decoding; ``val_mean`` as in
+    :data:`VAL_MEANS`), and the voicing rule that would score best (see :func:`best_voicing`)."""
     activations = [predict_activations(model, spec, mean, std) for spec in data.specs]
     references = _references(data, activations)
     scores = []
@@ -42,7 +55,8 @@ def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray) -> tuple
         estimate = class_to_f0(np.argmax(probabilities, axis=1))
         times = features.frame_times(len(reference))
         scores.append(melody_scores(times, reference, times, estimate))
-    return mean_scores(scores), best_voicing(activations, references)
+    average = _averager(data, val_mean)
+    return average(scores), best_voicing(activations, references, average)
 
 
 def selection_oa(scores: dict[str, float], decoding: dict) -> float:
@@ -58,15 +72,16 @@ VOICING_CANDIDATES = tuple(round(float(v), 2) for v in np.arange(0.20, 0.96, 0.0
 """Thresholds on 1 - p(no voice) tried on validation data (the paper's argmax is always tried too)."""
 
 
-def best_voicing(activations: list[np.ndarray], references: list[np.ndarray]) -> dict:
-    """The voicing rule with the best mean OA: the paper's argmax (kept on ties) or a threshold on 1 - p(no voice)."""
+def best_voicing(activations: list[np.ndarray], references: list[np.ndarray], average=mean_scores) -> dict:
+    """The voicing rule with the best mean OA (``average`` of the per-track scores): the paper's argmax (kept on
+    ties) or a threshold on 1 - p(no voice)."""
     def mean_oa(threshold):
         scores = []
         for reference, probabilities in zip(references, activations):
             f0, _ = decode(probabilities, voicing_threshold=threshold)
             times = features.frame_times(len(f0))
             scores.append(melody_scores(times, reference, times, f0))
-        return mean_scores(scores)["OA"]
+        return average(scores)["OA"]
 
     results = {None: mean_oa(None)}
     for threshold in VOICING_CANDIDATES:
@@ -76,11 +91,11 @@ def best_voicing(activations: list[np.ndarray], references: list[np.ndarray]) ->
             "val_OA_tuned": round(results[best], 4)}
 
 
-def tune_voicing(bundle_path: Path, validation: FrameData, progress: bool = False) -> dict:
+def tune_voicing(bundle_path: Path, validation: FrameData, progress: bool = False, val_mean: str = "tracks") -> dict:
     """Choose the voicing rule on validation data for an existing bundle and store it in the bundle."""
     extractor = MelodyExtractor(bundle_path)
     activations = [extractor.activations_from_spectrogram(spec) for spec in validation.specs]
-    decoding = best_voicing(activations, _references(validation, activations))
+    decoding = best_voicing(activations, _references(validation, activations), _averager(validation, val_mean))
     bundle = read_bundle(bundle_path)
     save_bundle(bundle_path, bundle.weights, bundle.mean, bundle.std, dict(bundle.config, decoding=decoding),
                 bundle.training_log, extra=bundle.extra)
