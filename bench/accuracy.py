@@ -15,7 +15,13 @@ Sets (all built by this script from ../shared/data and the project's own code, c
   the VFA column) on 30 s excerpts from the middle of every screened instrumental track of the test-split
   packages of the music pool (``synth_testset.py fetch-music``; fetched by this script if missing);
 - ``synth music``: the test split of a compose corpus whose accompaniment comes from the test-split
-  packages of the music pool (``compose --music``, no instrumental-only items).
+  packages of the music pool (``compose --music``, no instrumental-only items);
+- ``mir1k``: MIR-1K's test singers (``synth_testset.py mir1k``: real karaoke singing, hand-checked labels) at the
+  release's mix and with the voice 5 dB below the accompaniment;
+- ``ssvd``: SSVD's test recordings (real unaccompanied sight-singing, note-gated analysis labels) over test-package
+  music (``synth_testset.py ssvd --splits test``);
+- ``straight``: the ``synth music`` set's plan sung without a vibrato (``compose --plain-voice-share 1``): a voice
+  without a vibrato is still a voice (read its VR).
 
 Melodia: ``PredominantPitchMelodia`` (equal-loudness filter, default parameters, hop 128 at 44.1 kHz),
 moved to our 10 ms grid by nearest frame. Prints one table (VR, VFA, RPA, RCA, OA: means over tracks).
@@ -47,6 +53,9 @@ SYNTH_MINUTES = 60
 SYNTH_SEED = 7
 MUSIC_POOL = ROOT / "data" / "music"
 INSTRUMENTAL_EXCERPT_S = 30.0
+MIR1K_RATIOS_DB = (None, -5.0)
+"""The release's mix and the voice 5 dB below the accompaniment."""
+SSVD_SEED = 9
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
@@ -65,18 +74,44 @@ def music_pool_folder() -> Path:
     return MUSIC_POOL
 
 
-def synth_set(folder: Path, music: Path | None = None) -> list[tuple[str, Path, Path]]:
-    """The test split of a compose corpus (made once, then reused); over the music pool with ``music``."""
+def manifest_set(folder: Path, make: list[str], what: str) -> list[tuple[str, Path, Path]]:
+    """The test split of a labeled manifest in ``folder``, made once by ``synth_testset.py MAKE...``."""
     from vocal_melody.cli import synth as synth_cli
 
     manifest = folder / "manifest.csv"
     if not manifest.exists():
-        print(f"making the synthesized test set in {folder} (once)", file=sys.stderr)
-        pool = ["--music", str(music), "--instrumental-share", "0", "--splits", "test"] if music else []
-        synth_cli.main(["compose", "--minutes", str(SYNTH_MINUTES), "--seed", str(SYNTH_SEED),
-                            "-o", str(folder), "-q", *pool])
+        print(f"making {what} in {folder} (once)", file=sys.stderr)
+        synth_cli.main([*make, "-o", str(folder), "-q"])
     rows = list(csv.DictReader(open(manifest)))
     return [(r["id"], folder / r["audio"], folder / r["label"]) for r in rows if r["split"] == "test"]
+
+
+def synth_set(folder: Path, music: Path | None = None, plain_voices: bool = False) -> list[tuple[str, Path, Path]]:
+    """The test split of a compose corpus (made once, then reused); over the music pool with ``music``, sung
+    without a vibrato with ``plain_voices``."""
+    pool = ["--music", str(music), "--instrumental-share", "0", "--splits", "test"] if music else []
+    plain = ["--plain-voice-share", "1"] if plain_voices else []
+    return manifest_set(folder, ["compose", "--minutes", str(SYNTH_MINUTES), "--seed", str(SYNTH_SEED), *pool,
+                                 *plain], "the synthesized test set")
+
+
+def mir1k_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
+    """MIR-1K's test singers at the release's mix and at -5 dB."""
+    sets = {}
+    for ratio in MIR1K_RATIOS_DB:
+        tag = "release mix" if ratio is None else f"{ratio:+g} dB"
+        ratio_option = [] if ratio is None else ["--ratio-db", str(ratio)]
+        sets[f"MIR-1K test singers, {tag}"] = manifest_set(
+            folder / ("release" if ratio is None else f"{ratio:+g}dB"),
+            ["mir1k", "--source", str(SHARED / "labeled_research" / "mir1k"), "--splits", "test", *ratio_option],
+            f"the MIR-1K test set ({tag})")
+    return sets
+
+
+def ssvd_set(folder: Path, music: Path) -> list[tuple[str, Path, Path]]:
+    """SSVD's test recordings over test-package music."""
+    return manifest_set(folder, ["ssvd", "--source", str(SHARED / "voice_research" / "ssvd_v2"), "--music",
+                                 str(music), "--splits", "test", "--seed", str(SSVD_SEED)], "the SSVD test set")
 
 
 def vocadito_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
@@ -208,7 +243,7 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SETS = ("synth", "vocadito", "stems", "instrumental", "synth-music")
+SETS = ("synth", "vocadito", "stems", "instrumental", "synth-music", "mir1k", "ssvd", "straight")
 
 
 def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool) -> tuple[dict, dict, dict, str]:
@@ -254,6 +289,13 @@ def build_sets(names: list[str]) -> dict[str, list]:
                                                                                  music_pool_folder())
     if "synth-music" in names:
         sets["synth test split over test packages"] = synth_set(BENCH_DATA / "synth_music", music_pool_folder())
+    if "mir1k" in names:
+        sets.update(mir1k_sets(BENCH_DATA / "mir1k"))
+    if "ssvd" in names:
+        sets["SSVD test voices over test packages"] = ssvd_set(BENCH_DATA / "ssvd", music_pool_folder())
+    if "straight" in names:
+        sets["straight voices over test packages"] = synth_set(BENCH_DATA / "straight", music_pool_folder(),
+                                                              plain_voices=True)
     return sets
 
 
