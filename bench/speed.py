@@ -7,7 +7,9 @@ The inputs are MP3s (192 kbit/s, 44.1 kHz stereo) built by concatenating the son
 ../shared/data/songs (or, without them, synthesized songs) and cached in data/bench/speed/.
 Every figure is measured on a separate process, from start to exit (the output file written):
 wall time (median of --runs after one warm-up), peak RSS (the kernel's VmHWM), our real-time factor,
-and the model's windows per second alone (engine only, batches of 64).
+and the model's windows per second alone (engine only, batches of 64). ``--peers`` (default: the installed ones
+of ``bench/peers.py``'s defaults) times each peer the same way, as a process that writes the tool's 10 ms format.
+The first line names the CPU and its vector units.
 """
 
 from __future__ import annotations
@@ -42,6 +44,30 @@ pitch, confidence = es.PredominantPitchMelodia(sampleRate=44100, hopSize=128)(au
 times = np.arange(len(pitch)) * 128 / 44100
 np.savetxt(sys.argv[2], np.stack([times, pitch], axis=1), fmt="%.4f")
 """
+
+
+PEER_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import peers
+from vocal_melody.formats.writers import format_txt
+
+times, f0 = peers.peer_system(sys.argv[2])(sys.argv[3])
+open(sys.argv[4], "w").write(format_txt(times, f0))
+"""
+
+
+def cpu_description() -> str:
+    """The CPU's model name and its matrix/vector units (AMX, AVX-512, AVX2), from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    units = [label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
+                                       ("avx2", "AVX2")) if flag in flags]
+    return f"{name}, {os.cpu_count()} CPUs, {' / '.join(units) or 'no AVX2'}"
 
 
 def make_input(minutes: int) -> Path:
@@ -149,6 +175,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=argtypes.positive_int, default=3)
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--skip-60", action="store_true", help="skip the 60-minute memory run")
+    parser.add_argument("--peers", nargs="*", default=None, help="peers of bench/peers.py to time too "
+                        "(default: the installed defaults; --peers with no name: none)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     weights = args.weights or default_weights()
@@ -163,12 +191,24 @@ def main(argv=None) -> int:
         mel_wall, mel_rss, mel_walls = measure(melodia, args.runs)
         rows.append(("ours (CLI, 10 min)", our_wall, our_rss, our_walls))
         rows.append(("Melodia (essentia, 10 min)", mel_wall, mel_rss, mel_walls))
+        sys.path.insert(0, str(ROOT / "bench"))
+        import peers
+
+        asked = [p for p in peers.DEFAULT_PEERS if peers.missing_package(p) is None] if args.peers is None \
+            else args.peers
+        for peer in asked:
+            if peer not in peers.PEERS or peers.missing_package(peer):
+                raise SystemExit(f"error: peer {peer}: unknown or not installed (bash install.sh --peers)")
+            command = [python, "-c", PEER_SCRIPT, str(ROOT / "bench"), peer, str(song), str(Path(out) / "peer.txt")]
+            wall, rss, walls = measure(command, args.runs)
+            rows.append((f"{peer} (10 min)", wall, rss, walls))
         if not args.skip_60:
             long_song = make_input(60)
             long_command = ours[:3] + [str(long_song)] + ours[4:]
             wall60, rss60, walls60 = measure(long_command, 1)
             rows.append(("ours (CLI, 60 min)", wall60, rss60, walls60))
     speed, engine_used = model_windows_per_second(weights, args.engine)
+    print(f"CPU: {cpu_description()}")
     print(f"input: {song.name} (600 s, MP3 44.1 kHz stereo); weights: {weights.name}; "
           f"engine: {args.engine} ({engine_used})")
     print("| command | wall s (median) | runs | real-time factor | peak RSS MB |")
@@ -177,6 +217,9 @@ def main(argv=None) -> int:
         seconds = 3600 if "60 min" in name else 600
         print(f"| {name} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {seconds / wall:.0f}x | {rss:.0f} |")
     print(f"ours / Melodia wall-time ratio: {our_wall / mel_wall:.2f}")
+    for name, wall, _, _ in rows[2:]:
+        if "60 min" not in name:
+            print(f"{name.split(' (')[0]} / Melodia wall-time ratio: {wall / mel_wall:.2f}")
     print(f"model alone: {speed:.0f} windows/s (batches of 64; a 10-minute song is 1,936 windows)")
     return 0
 
