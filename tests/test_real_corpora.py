@@ -184,3 +184,14 @@ def test_group_mean_weighs_each_group_the_same():
     groups = ["synth", "synth", "synth", "real"]
     assert mean_scores(scores)["OA"] == pytest.approx(0.75)
     assert group_mean_scores(scores, groups)["OA"] == pytest.approx(0.6)
+
+
+def test_compose_never_takes_the_ssvd_corpus_for_voice_material(tmp_path):
+    from vocal_melody.synth.compose import discover_sources
+
+    for group in ("a", "b", "c", "ssvd_v2/test", "ssvd_v2/train_valid"):
+        (tmp_path / group).mkdir(parents=True)
+        write_wav(tmp_path / group / "x.wav", np.zeros(1600, np.float32), 16000)
+    sources = discover_sources([tmp_path], [])
+    used = {v.group for split in sources.voices.values() for v in split}
+    assert used == {"a", "b", "c"}

@@ -52,6 +52,11 @@ HELD_OUT_VOICES = {"test": ("vocadito_1", "csd_drmeter_fixture"),
 """Voice groups (file stems or folder names) kept out of training. vocadito_1 has a human label."""
 
 
+CORPUS_VOICE_GROUPS = ("ssvd_v2",)
+"""Folders among the voices that are corpora with splits of their own (``synth_testset.py ssvd``): never voice
+material here, or their test recordings would train (and the corpora made before they came would change)."""
+
+
 HELD_OUT_ACCOMPANIMENT = {"test": ("Brahms",), "val": ()}
 
 
@@ -176,6 +181,8 @@ def discover_sources(voice_dirs: Sequence[Path], accompaniment_dirs: Sequence[Pa
         for path in sorted(root.rglob("*")):
             if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
                 group = _group_of(path, root)
+                if group in CORPUS_VOICE_GROUPS:
+                    continue
                 voices[_held_out_split(group, HELD_OUT_VOICES, exact=True)].append(
                     VoiceSource(path, group, SPEECH_PATTERN in path.name.lower()))
     accompaniments: dict[str, list[Path]] = {split: [] for split in SPLITS}
