@@ -46,10 +46,10 @@ from vocal_melody.evaluation import METRICS, mean_scores, melody_scores, voiced_
 from vocal_melody.fileio import csv_text
 from vocal_melody.formats.readers import read_f0
 
+from peers import DEFAULT_PEERS, PEERS  # bench/peers.py, beside this script
+from peers import missing_package as peers_missing
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from peers import DEFAULT_PEERS, PEERS  # noqa: E402  (the bench folder's own module)
-from peers import missing_package as peers_missing  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 BENCH_DATA = ROOT / "data" / "bench"

@@ -248,3 +248,17 @@ def ours_on_vocals(extractor, voicing_on_mix: bool = False, separation_cache: Pa
         return np.arange(n_frames) * FRAME_SECONDS, f0
 
     return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python bench/peers.py PEER AUDIO OUTPUT``: a peer's melody in the tool's 10 ms format (bench/speed.py)."""
+    from vocal_melody.formats.writers import format_txt
+
+    peer, audio, output = argv if argv is not None else sys.argv[1:]
+    times, f0 = peer_system(peer)(Path(audio))
+    Path(output).write_text(format_txt(times, f0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

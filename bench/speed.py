@@ -46,17 +46,6 @@ np.savetxt(sys.argv[2], np.stack([times, pitch], axis=1), fmt="%.4f")
 """
 
 
-PEER_SCRIPT = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import peers
-from vocal_melody.formats.writers import format_txt
-
-times, f0 = peers.peer_system(sys.argv[2])(sys.argv[3])
-open(sys.argv[4], "w").write(format_txt(times, f0))
-"""
-
-
 def cpu_description() -> str:
     """The CPU's model name and its matrix/vector units (AMX, AVX-512, AVX2), from /proc/cpuinfo."""
     try:
@@ -191,15 +180,14 @@ def main(argv=None) -> int:
         mel_wall, mel_rss, mel_walls = measure(melodia, args.runs)
         rows.append(("ours (CLI, 10 min)", our_wall, our_rss, our_walls))
         rows.append(("Melodia (essentia, 10 min)", mel_wall, mel_rss, mel_walls))
-        sys.path.insert(0, str(ROOT / "bench"))
-        import peers
+        import peers  # bench/peers.py, beside this script
 
         asked = [p for p in peers.DEFAULT_PEERS if peers.missing_package(p) is None] if args.peers is None \
             else args.peers
         for peer in asked:
             if peer not in peers.PEERS or peers.missing_package(peer):
                 raise SystemExit(f"error: peer {peer}: unknown or not installed (bash install.sh --peers)")
-            command = [python, "-c", PEER_SCRIPT, str(ROOT / "bench"), peer, str(song), str(Path(out) / "peer.txt")]
+            command = [python, str(ROOT / "bench" / "peers.py"), peer, str(song), str(Path(out) / "peer.txt")]
             wall, rss, walls = measure(command, args.runs)
             rows.append((f"{peer} (10 min)", wall, rss, walls))
         if not args.skip_60:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 
 from conftest import ROOT, SHARED_DATA, harmonic_tone, write_wav
 
-sys.path.insert(0, str(ROOT / "bench"))
-import peers  # noqa: E402
+_SPEC = importlib.util.spec_from_file_location("peers", ROOT / "bench" / "peers.py")
+peers = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(peers)
 
 TONE_HZ = 220.0
 
@@ -42,6 +44,16 @@ def _check_tone_track(times, f0):
 @_needs("swift_f0")
 def test_swiftf0_finds_a_known_tone_on_the_tools_grid(tone_file):
     _check_tone_track(*peers.peer_system("swiftf0")(tone_file))
+
+
+@_needs("swift_f0")
+def test_peer_command_writes_the_tools_format(tone_file, tmp_path):
+    out = tmp_path / "pitch.txt"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "peers.py"), "swiftf0", str(tone_file), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1 + int(1.5 * 8000) // 80 and lines[0] == "0.00 0.0000"
 
 
 @_needs("torchfcpe")
