@@ -75,3 +75,19 @@ def test_fast_path_does_not_import_tensorflow_once_converted(tmp_path, tiny_bund
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert second.stdout.strip() == "False"
+
+
+def test_tensorflow_engine_memory_stays_low_with_the_full_model():
+    """Eager Keras held about 100 MB per window (6.9 GB on a 2-minute file); the compiled sub-batches do not."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("from vocal_melody import MelodyExtractor, extract_melody\n"
+              f"extract_melody({str(ROOT / 'audio' / 'demo_song.wav')!r}, extractor=MelodyExtractor(engine='tf'))\n"
+              "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_mb = int(done.stdout.split()[-1]) / 1024
+    assert peak_mb < 1500, peak_mb
