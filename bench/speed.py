@@ -180,7 +180,9 @@ def main(argv=None) -> int:
         mel_wall, mel_rss, mel_walls = measure(melodia, args.runs)
         rows.append(("ours (CLI, 10 min)", our_wall, our_rss, our_walls))
         rows.append(("Melodia (essentia, 10 min)", mel_wall, mel_rss, mel_walls))
-        import peers  # bench/peers.py, beside this script
+        from accuracy import load_peers  # bench/accuracy.py, beside this script
+
+        peers = load_peers()
 
         asked = [p for p in peers.DEFAULT_PEERS if peers.missing_package(p) is None] if args.peers is None \
             else args.peers
