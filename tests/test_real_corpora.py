@@ -73,8 +73,10 @@ def test_mir1k_layouts_read_to_the_same_mix_and_label(tmp_path):
 
 
 def test_mir1k_ratio_sets_the_voice_level(tmp_path):
+    from vocal_melody.synth.real_corpora import mir1k_mix
+
     voice, accompaniment = _mir1k_clip(tmp_path)
-    mixed = mir1k.mix(voice, accompaniment, -5.0)
+    mixed = mir1k_mix(voice, accompaniment, -5.0)
     gain = np.linalg.lstsq(np.stack([voice, accompaniment], axis=1), mixed, rcond=None)[0]
     level = 10 * np.log10(np.mean((gain[0] * voice) ** 2) / np.mean((gain[1] * accompaniment) ** 2))
     assert level == pytest.approx(-5.0, abs=0.01)

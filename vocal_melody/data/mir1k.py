@@ -114,20 +114,6 @@ def read_channels(clip: Clip) -> tuple[np.ndarray, np.ndarray, int]:
     return voice[:n].astype(np.float32), accompaniment[:n].astype(np.float32), rate
 
 
-def mix(voice: np.ndarray, accompaniment: np.ndarray, ratio_db: float | None = None) -> np.ndarray:
-    """The release's mixture (the channels' sum) or, with ``ratio_db``, the voice that many dB above the
-    accompaniment (levels over the whole clip, as MIR-1K's 0 / -5 / +5 dB mixes in the literature), peak 0.9
-    at most."""
-    if ratio_db is None:
-        mixed = voice + accompaniment
-    else:
-        voice_db = 10.0 * np.log10(np.mean(np.square(voice, dtype=np.float64)) + 1e-12)
-        accompaniment_db = 10.0 * np.log10(np.mean(np.square(accompaniment, dtype=np.float64)) + 1e-12)
-        mixed = voice + accompaniment * 10.0 ** ((voice_db - ratio_db - accompaniment_db) / 20.0)
-    peak = float(np.max(np.abs(mixed))) if len(mixed) else 0.0
-    return (mixed * (0.9 / peak) if peak > 0.9 else mixed).astype(np.float32)
-
-
 def read_clip_label(clip: Clip, n_frames: int | None = None) -> np.ndarray:
     """The clip's label on the 10 ms grid (Hz, 0 = no pitched voice)."""
     return read_label(clip.label, "mir1k", n_frames)

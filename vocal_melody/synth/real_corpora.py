@@ -24,7 +24,7 @@ from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.synth.compose import SourceCache, pool_excerpt
-from vocal_melody.synth.mixing import label_frames, mix_at_ratio, write_audio
+from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, write_audio
 from vocal_melody.synth.originals import singing_frames
 
 SETTINGS_FILE = "corpus.json"
@@ -56,6 +56,18 @@ def _write_manifest(output_dir: Path, rows: list[dict], fields: tuple[str, ...])
     write_text_atomic(output_dir / "manifest.csv", csv_text(rows, fields))
 
 
+def mir1k_mix(voice: np.ndarray, accompaniment: np.ndarray, ratio_db: float | None = None) -> np.ndarray:
+    """The release's mixture (the channels' sum) or, with ``ratio_db``, the voice that many dB above the
+    accompaniment (levels over the whole clip, as MIR-1K's 0 / -5 / +5 dB mixes in the literature), peak 0.9
+    at most."""
+    if ratio_db is None:
+        mixed = voice + accompaniment
+    else:
+        mixed = voice + accompaniment * 10.0 ** ((rms_db(voice) - ratio_db - rms_db(accompaniment)) / 20.0)
+    peak = float(np.max(np.abs(mixed))) if len(mixed) else 0.0
+    return (mixed * (0.9 / peak) if peak > 0.9 else mixed).astype(np.float32)
+
+
 def mir1k_corpus(root: str | os.PathLike, output_dir: str | os.PathLike, ratio_db: float | None = None,
                  splits: tuple[str, ...] | None = None, progress: bool = True) -> list[dict]:
     """MIR-1K clips mixed at the release's ratio (``None``) or at ``ratio_db``, with their labels, by singer split.
@@ -73,7 +85,7 @@ def mir1k_corpus(root: str | os.PathLike, output_dir: str | os.PathLike, ratio_d
         label = audio.with_suffix(".f0.txt")
         if not (output_dir / audio).exists() or not (output_dir / label).exists():
             voice, accompaniment, rate = mir1k.read_channels(clip)
-            mixed = mir1k.mix(voice, accompaniment, ratio_db)
+            mixed = mir1k_mix(voice, accompaniment, ratio_db)
             n_frames = features.n_frames_for(int(round(len(mixed) * features.SAMPLE_RATE / rate)))
             f0 = mir1k.read_clip_label(clip, n_frames)
             ensure_output_dir(output_dir / clip.split)
