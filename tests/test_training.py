@@ -299,3 +299,19 @@ def test_freeze_backbone_needs_a_trained_model_to_keep(tmp_path):
     result = run_teacher("--train", manifest, "--run-dir", tmp_path / "run", "--freeze-backbone", *TINY_ARGS)
     assert result.returncode == 1 and "--init" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_validation_activations_match_the_eager_model_on_a_ragged_last_batch():
+    from vocal_melody import features
+    from vocal_melody.model import build_model
+    from vocal_melody.training.voicing import predict_activations
+
+    model = build_model(**TINY_MODEL)
+    rng = np.random.default_rng(0)
+    spec = rng.standard_normal((40 * features.WINDOW_FRAMES + 7, model.input_shape[2])).astype(np.float32)
+    mean, std = np.float32(0.5), np.float32(2.0)
+    windows = features.normalize(features.make_windows(spec), mean, std)[..., None]
+    eager = np.asarray(model(windows, training=False)).reshape(-1, 442)[:len(spec)]
+    activations = predict_activations(model, spec, mean, std, batch_size=32)
+    assert activations.shape == (len(spec), 442)
+    np.testing.assert_allclose(activations, eager, atol=1e-5)
