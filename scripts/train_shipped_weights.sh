@@ -221,9 +221,9 @@ fi
 #    weights (--init: fresh optimizer and epoch count, scored on this corpus's validation split),
 #    or from scratch when there is none (FROM_SCRATCH=1 forces it).
 #    New corpora are added with --init, after pitch is learned: from scratch on the pool corpora (a quarter of
-#    the frames voiced) pitch had hardly begun after 51,200 windows (model card, 2026-12-02, third session).
+#    the frames voiced) pitch had hardly begun after 51,200 windows (docs/experiments/2026-11-25-model-history.md, 2026-12-02, third session).
 #    From this checkpoint the vibrato negatives are learned in one epoch, but real singing falls with them
-#    (0.796 -> 0.721 on its 48 validation mixes; model card, 2026-12-02, fourth session).
+#    (0.796 -> 0.721 on its 48 validation mixes; docs/experiments/2026-11-25-model-history.md, 2026-12-02, fourth session).
 if [ -f runs/teacher/last.npz ]; then
     START=--resume
 elif [ -f vocal_melody/weights/checkpoints/teacher_last.npz ] && [ "${FROM_SCRATCH:-0}" != 1 ]; then

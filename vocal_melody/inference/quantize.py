@@ -2,7 +2,7 @@
 
 Only the eight 3x3 convolutions, most of the model's time, are quantized,
 with full bias correction: quantizing every layer falls below the
-identical-voicing bar against the float32 reference (the model card has
+identical-voicing bar against the float32 reference (docs/engineering.md has
 the numbers).
 
 The quantized model needs calibration audio, so it is not built on the

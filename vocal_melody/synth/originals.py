@@ -3,7 +3,7 @@ music of the same split. Without labels they are unlabeled audio for the Noisy S
 them); with ``labels`` each mix also gets the WORLD analysis label of its voice (gated harvest f0, the one
 analysis-synthesis resynthesizes with), so real singing can be scored: on validation voices, a validation set
 of real (not re-synthesized) singing. That label is an analysis of the isolated recording, not a human one: at
-note edges it calls more frames voiced than a human annotator does (the model card measures it on vocadito_1).
+note edges it calls more frames voiced than a human annotator does (docs/data.md measures it on vocadito_1).
 
 Only the split's singing voices and pool packages are used, so the training split hears nothing of a validation
 or test split. Mixes are deterministic in (seed, split, voice index, mix index), written atomically, and a

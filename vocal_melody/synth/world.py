@@ -4,8 +4,8 @@ Harvest alone voices breath, reverb tails, silence and voiced consonants.
 :func:`voicing_gate` keeps a frame voiced only if harvest finds an f0, the
 frame's energy is within ``energy_range_db`` of the file's 95th-percentile
 frame, and the mean D4C aperiodicity over 100-3000 Hz is below
-``max_aperiodicity`` (its accuracy against a human f0 label is in the
-model card; the tests re-measure it when the shared data is present).
+``max_aperiodicity`` (its accuracy against a human f0 label is in
+docs/engineering.md; the tests re-measure it when the shared data is present).
 """
 
 from __future__ import annotations
