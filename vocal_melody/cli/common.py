@@ -14,6 +14,19 @@ from typing import Callable, Sequence
 
 from vocal_melody.errors import MelodyError, one_line
 
+EXTRA_OF_MODULE = {"keras": "tf", "tensorflow": "tf", "sox": "training", "pyworld": "synthesis", "mido": "synthesis",
+                   "jax": "jax", "ray": "ray", "openvino": "openvino", "nncf": "quantize", "essentia": "benchmarks"}
+"""Third-party modules a command may lack, and the extra of pyproject.toml that installs each."""
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The one-line message for a module an extra installs, or None when ``error`` is not about one."""
+    missing = (error.name or "").split(".")[0]
+    if missing not in EXTRA_OF_MODULE:
+        return None
+    extra = EXTRA_OF_MODULE[missing]
+    return f"this needs the {extra} extra ({missing} is not installed): pip install 'vocal-melody[{extra}]'"
+
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
     """Run ``main(argv)`` and exit with its code; one-line errors unless ``--debug``."""
@@ -30,6 +43,13 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         print("interrupted: finished work is saved; rerun to resume (--skip-existing for extraction, "
               "--resume for training)", file=sys.stderr)
         code = 130
+    except ModuleNotFoundError as error:
+        if debug:
+            traceback.print_exc()
+        message = missing_extra(error)
+        print(f"error: {message}" if message else f"error: unexpected ModuleNotFoundError: {one_line(error)} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        code = 1
     except Exception as error:  # a bug, not bad input: still one line unless --debug
         if debug:
             traceback.print_exc()

@@ -17,7 +17,8 @@ per-frame softmax ``(n, 31, 442)`` float32.
   checked against.
 
 ``auto`` picks int8 when a matching int8 model exists and the CPU has int8
-units, else ``openvino``, else ``tf``.
+units (or TensorFlow is not installed: the int8 model is then the one that
+runs without it), else ``openvino``, else ``tf``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def require_gpus(gpu_index: str | None) -> None:
     """Raise a one-line error unless Keras's backend sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
     if gpu_index is None:
         return
+    if keras_backend() == "tensorflow" and not tensorflow_available():
+        raise MelodyError(f"-gpu {gpu_index}: running on a GPU needs TensorFlow: {TF_EXTRA_HINT}")
     import_tensorflow_quietly()
     backend = keras_backend()
     wanted = len(gpu_index.split(","))
@@ -111,6 +114,20 @@ def require_gpus(gpu_index: str | None) -> None:
                           "run on the CPU")
 
 
+TF_EXTRA_HINT = "pip install 'vocal-melody[tf]'"
+
+
+def tensorflow_available() -> bool:
+    """Whether Keras and TensorFlow are installed (the tf engine and converting a bundle to OpenVINO need them;
+    the shipped weights' int8 model does not)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("keras", "tensorflow"))
+    except ImportError:  # a finder that refuses the name
+        return False
+
+
 def openvino_available() -> bool:
     """Whether the openvino package is installed (the int8 and openvino engines need it)."""
     try:
@@ -130,6 +147,8 @@ class TFEngine:
     compiled graph of 8 windows peaks near 1.2 GB in all, at the same speed."""
 
     def __init__(self, bundle: Bundle) -> None:
+        if not tensorflow_available():
+            raise MelodyError(f"the tf engine needs TensorFlow: {TF_EXTRA_HINT}")
         import tensorflow as tf
 
         from vocal_melody.model import model_from_bundle
@@ -169,6 +188,10 @@ def _cache_folder(bundle: Bundle) -> Path:
 def convert_to_openvino(bundle: Bundle, folder: Path) -> Path:
     """Export the bundle's model to OpenVINO IR in ``folder`` (atomically); returns the .xml path."""
     import openvino
+
+    if not tensorflow_available():
+        raise MelodyError(f"{bundle.path or 'these weights'}: no int8 model matches them, and converting them to "
+                          f"OpenVINO needs TensorFlow: {TF_EXTRA_HINT}")
 
     import_tensorflow_quietly()
     from vocal_melody.model import model_from_bundle
@@ -250,11 +273,13 @@ def make_engine(bundle: Bundle, name: str = "auto") -> Engine:
         if not openvino_available():
             return TFEngine(bundle)
         quantized = matching_int8_model(bundle)
-        if quantized is not None and "INT8" in cpu_capabilities():
+        # without TensorFlow the int8 model is the one model there is, int8 units or not
+        if quantized is not None and ("INT8" in cpu_capabilities() or not tensorflow_available()):
             try:
                 return OpenVINOEngine(bundle, quantized_xml=quantized)
             except MelodyError:  # a damaged int8 model: the float model gives the same melody
-                pass
+                if not tensorflow_available():
+                    raise
         return OpenVINOEngine(bundle)
     if name == "int8":
         quantized = matching_int8_model(bundle)

@@ -1,0 +1,66 @@
+"""Extraction with the shipped weights needs no TensorFlow (``pip install .`` without extras has none); what does
+need it fails in one line that names the extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT, make_tone_corpus, save_random_bundle
+
+BLOCK_TENSORFLOW = """
+import sys
+class NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+def run_blocked(code: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + code], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def extract(args: list[str]) -> str:
+    return ("from vocal_melody.cli.common import run_cli\nfrom vocal_melody.cli.extract import main\n"
+            f"try:\n    run_cli(main, {args!r})\n"
+            "finally:\n    print('tensorflow' in sys.modules or 'keras' in sys.modules)\n")
+
+
+def test_the_shipped_weights_extract_the_same_melody_without_tensorflow(tmp_path):
+    song = str(ROOT / "audio" / "demo_song.wav")
+    blocked = run_blocked(extract(["-p", song, "-o", str(tmp_path / "blocked"), "-q"]), tmp_path)
+    assert blocked.returncode == 0, blocked.stderr
+    assert blocked.stdout.strip() == "False"  # neither imported
+    normal = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", song,
+                             "-o", str(tmp_path / "normal"), "-q"], capture_output=True, text=True, timeout=600)
+    assert normal.returncode == 0, normal.stderr
+    name = "pitch_demo_song.wav.txt"
+    assert (tmp_path / "blocked" / name).read_bytes() == (tmp_path / "normal" / name).read_bytes()
+
+
+def test_what_needs_tensorflow_says_so_in_one_line(tmp_path):
+    song = str(ROOT / "audio" / "demo_song.wav")
+    weights = save_random_bundle(tmp_path / "other.npz")  # no int8 model of its own: it must be converted
+    cases = [(["-p", song, "-o", str(tmp_path / "a"), "-w", str(weights)], "other.npz: no int8 model matches them"),
+             (["-p", song, "-o", str(tmp_path / "b"), "--engine", "tf"], "the tf engine needs TensorFlow")]
+    for args, expected in cases:
+        result = run_blocked(extract(args), tmp_path)
+        assert result.returncode == 1, (args, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert errors and expected in errors[0] and "pip install 'vocal-melody[tf]'" in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "a" / "pitch_demo_song.wav.txt").exists()
+
+
+def test_a_training_command_without_its_extra_fails_in_one_line(tmp_path):
+    manifest = make_tone_corpus(tmp_path / "corpus")
+    argv = ["vocal-melody-train-teacher", "--train", str(manifest), "--run-dir", str(tmp_path / "run"), "-q"]
+    result = run_blocked(f"sys.argv = {argv!r}\nfrom vocal_melody.cli.entry import train_teacher\ntrain_teacher()\n",
+                         tmp_path)
+    assert result.returncode == 1
+    assert not (tmp_path / "run" / "best.npz").exists()
+    assert result.stderr.strip().splitlines() == [
+        "error: this needs the tf extra (tensorflow is not installed): pip install 'vocal-melody[tf]'"]
