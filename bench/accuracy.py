@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ from vocal_melody.formats.readers import read_f0
 ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
+os.environ.setdefault("VOCAL_MELODY_SHARED_DATA", str(SHARED))  # the corpus commands' default voices
 BENCH_DATA = ROOT / "data" / "bench"
 MELODIA_RATE = 44100
 MELODIA_HOP = 128
@@ -73,14 +75,14 @@ def load_peers():
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    from vocal_melody.synth.mixing import write_audio
+    from vocal_melody.lab.synth.mixing import write_audio
 
     write_audio(path, audio, rate)
 
 
 def music_pool_folder() -> Path:
     """The fetched music pool (fetched now if it is not there)."""
-    from vocal_melody.cli import synth as synth_cli
+    from vocal_melody.lab.cli import synth as synth_cli
 
     if not (MUSIC_POOL / "inventory.csv").exists():
         print(f"fetching the music pool into {MUSIC_POOL} (once)", file=sys.stderr)
@@ -90,7 +92,7 @@ def music_pool_folder() -> Path:
 
 def manifest_set(folder: Path, make: list[str], what: str) -> list[tuple[str, Path, Path]]:
     """The test split of a labeled manifest in ``folder``, made once by ``synth_testset.py MAKE...``."""
-    from vocal_melody.cli import synth as synth_cli
+    from vocal_melody.lab.cli import synth as synth_cli
 
     manifest = folder / "manifest.csv"
     if not manifest.exists():
@@ -131,9 +133,9 @@ def ssvd_set(folder: Path, music: Path) -> list[tuple[str, Path, Path]]:
 def vocadito_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
     """vocadito_1 (human label) over the held-out Brahms accompaniment at 0 and +6 dB."""
     from vocal_melody.audio import load_audio
-    from vocal_melody.data.datasets import to_frame_grid
+    from vocal_melody.lab.corpora.datasets import to_frame_grid
     from vocal_melody.features import FRAME_SECONDS
-    from vocal_melody.synth.mixing import mix_at_ratio, voice_active
+    from vocal_melody.lab.synth.mixing import mix_at_ratio, voice_active
 
     vocal_path = SHARED / "voice" / "vocadito_1.wav"
     label_path = SHARED / "voice" / "vocadito_1_f0.csv"
@@ -157,7 +159,7 @@ def vocadito_sets(folder: Path) -> dict[str, list[tuple[str, Path, Path]]]:
 
 def stems_set(folder: Path) -> list[tuple[str, Path, Path]]:
     """The paper's analysis-synthesis of the stems excerpt."""
-    from vocal_melody.cli import synth as synth_cli
+    from vocal_melody.lab.cli import synth as synth_cli
 
     mix, label = folder / "stems_mix.wav", folder / "stems.f0.txt"
     if not mix.exists():
@@ -171,7 +173,7 @@ def instrumental_set(folder: Path, music: Path) -> list[tuple[str, Path, None]]:
     """30 s from the middle of every screened instrumental track of the test-split packages (no label)."""
     import soundfile
 
-    from vocal_melody.data.music_pool import load_pool
+    from vocal_melody.lab.corpora.music_pool import load_pool
 
     pool = load_pool(music)
     tracks = []
@@ -195,7 +197,7 @@ def melodia(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import essentia.standard as es
 
     from vocal_melody.audio import load_audio
-    from vocal_melody.data.datasets import to_frame_grid
+    from vocal_melody.lab.corpora.datasets import to_frame_grid
     from vocal_melody.features import FRAME_SECONDS
 
     audio = load_audio(path, MELODIA_RATE)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vocal_melody.audio import load_audio
-from vocal_melody.data.datasets import to_frame_grid
+from vocal_melody.lab.corpora.datasets import to_frame_grid
 from vocal_melody.features import FRAME_SECONDS, SAMPLE_RATE, n_frames_for
 
 SPLEETER_RATE = 44100

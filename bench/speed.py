@@ -71,7 +71,7 @@ def make_input(minutes: int) -> Path:
         if SHARED_SONGS.exists() else []
     pieces = [load_audio(p, RATE) for p in songs]
     if not pieces:
-        from vocal_melody.synth import demo
+        from vocal_melody.lab.synth import demo
 
         mix, _, rate = demo.demo_song()
         from vocal_melody.audio import to_mono_rate

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
                         help="one share per bundle (default: equal shares)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    from vocal_melody.training.averaging import average_bundles
+    from vocal_melody.lab.training.averaging import average_bundles
 
     output = check_output_file(args.output, args.bundles)
     if output.exists():

@@ -108,7 +108,7 @@ def teacher_bundle(args) -> tuple[Path, bool]:
 
 def unlabeled_files(args) -> list[str]:
     """Every unlabeled audio file of ``--unlabeled`` and ``--unlabeled-manifest`` (labels withheld)."""
-    from vocal_melody.data.datasets import read_manifest, unlabeled_folder
+    from vocal_melody.lab.corpora.datasets import read_manifest, unlabeled_folder
 
     files = [str(t.audio) for t in unlabeled_folder(args.unlabeled)] if args.unlabeled else []
     for manifest in args.unlabeled_manifest or []:
@@ -150,7 +150,7 @@ def experiment_models(args, teacher: Path, marked: bool) -> dict[str, tuple[Path
         if not args.instrumental:
             raise MelodyError("the singing experiment needs --instrumental audio without singing")
         vocal = unlabeled_files(args)
-        from vocal_melody.data.datasets import unlabeled_folder
+        from vocal_melody.lab.corpora.datasets import unlabeled_folder
 
         instrumental = [str(t.audio) for t in unlabeled_folder(args.instrumental)]
         voicing = voiced_fraction(teacher, vocal + instrumental)
@@ -181,7 +181,7 @@ def bench_accuracy():
 
 def evaluation_sets(args) -> dict[str, list[tuple[str, Path, Path | None]]]:
     """name -> (track, audio, label or None) of every requested set."""
-    from vocal_melody.data.datasets import pair_folder, read_manifest
+    from vocal_melody.lab.corpora.datasets import pair_folder, read_manifest
 
     accuracy = bench_accuracy()
 

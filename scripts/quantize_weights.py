@@ -28,7 +28,7 @@ DEFAULT_WINDOWS = 600
 
 def calibration_windows(manifest: Path, split: str, n_windows: int, bundle, seed: int = 0) -> list[np.ndarray]:
     """``n_windows`` normalised windows (31, 513, 1) drawn evenly from the tracks of a manifest split."""
-    from vocal_melody.data.datasets import read_manifest
+    from vocal_melody.lab.corpora.datasets import read_manifest
 
     tracks = read_manifest(manifest, splits=(split,))
     if not tracks:

@@ -8,7 +8,7 @@ For every track of ``data/music/inventory.csv`` it writes the model's voicing
 sheet per package (``OUT/sheets/PACKAGE_N.png``): per track the voicing curve
 over the whole track and spectrograms of the three most voiced 4 s
 stretches (0-2 kHz), where a voice would show curved harmonics, vibrato and formant sweeps.
-The decisions themselves go, by hand, into ``vocal_melody/data/music_screening.csv``
+The decisions themselves go, by hand, into ``vocal_melody/lab/corpora/music_screening.csv``
 (track, decision, reason); ``--missing`` lists the tracks still without one, and
 ``--list voice --split train`` the audio paths of the training packages' tracks with singing (the
 Noisy Student's unlabeled real vocal music).
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from vocal_melody.cli.common import OneLineParser, run_cli
-from vocal_melody.data.music_pool import (
+from vocal_melody.lab.corpora.music_pool import (
     DECISIONS,
     read_inventory,
     read_screening,

@@ -28,10 +28,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT))
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    from vocal_melody.cli.training_options import labeled_tracks
-    from vocal_melody.data.datasets import FeatureCache
-    from vocal_melody.training.frames import load_frame_data
-    from vocal_melody.training.voicing import tune_voicing
+    from vocal_melody.lab.cli.training_options import labeled_tracks
+    from vocal_melody.lab.corpora.datasets import FeatureCache
+    from vocal_melody.lab.training.frames import load_frame_data
+    from vocal_melody.lab.training.voicing import tune_voicing
 
     tracks = [track for source in args.val for track in labeled_tracks(source, args.val_split, "f0")]
     data = load_frame_data(tracks, FeatureCache.under(args.cache_dir), progress=False)

@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     thresholds = threshold_grid(*args.thresholds)
     if args.csv:
         check_output_file(args.csv, [args.bundle, *args.val, *args.probe])
-    from vocal_melody.data.datasets import read_manifest
+    from vocal_melody.lab.corpora.datasets import read_manifest
     from vocal_melody.inference.extractor import MelodyExtractor, extract_melody
 
     manifests: dict[str, list] = {}

@@ -14,6 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+os.environ.setdefault("VOCAL_MELODY_SHARED_DATA", str(SHARED_DATA))  # the commands' default, whatever their cwd
 TINY_MODEL = {"filters": [4, 4, 4, 4], "lstm_units": 4}
 
 

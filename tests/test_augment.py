@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vocal_melody.data import augment
+from vocal_melody.lab import rand_audio_augment as augment
 
 RATE = 8000
 

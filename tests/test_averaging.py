@@ -19,7 +19,7 @@ def two_students(tmp_path_factory):
 def test_average_is_the_weighted_mean_and_records_its_sources(two_students, tmp_path):
     from vocal_melody.bundle import read_bundle, save_bundle
     from vocal_melody.cache import file_digest
-    from vocal_melody.training.averaging import average_bundles
+    from vocal_melody.lab.training.averaging import average_bundles
 
     a, b = (read_bundle(path) for path in two_students)
     tuned = tmp_path / "tuned.npz"  # a member with a voicing rule: the average must not inherit it
@@ -37,7 +37,7 @@ def test_average_is_the_weighted_mean_and_records_its_sources(two_students, tmp_
 
 def test_average_of_a_model_with_itself_predicts_as_the_model(two_students, tmp_path):
     from vocal_melody.inference.extractor import MelodyExtractor
-    from vocal_melody.training.averaging import average_bundles
+    from vocal_melody.lab.training.averaging import average_bundles
 
     soup = average_bundles([two_students[0], two_students[0]], tmp_path / "self.npz")
     tone = harmonic_tone(220.0, 1.0, 8000)
@@ -48,7 +48,7 @@ def test_average_of_a_model_with_itself_predicts_as_the_model(two_students, tmp_
 def test_bundles_of_other_starting_points_or_shapes_are_refused(two_students, tmp_path):
     from vocal_melody.bundle import read_bundle, save_bundle
     from vocal_melody.errors import MelodyError
-    from vocal_melody.training.averaging import average_bundles
+    from vocal_melody.lab.training.averaging import average_bundles
 
     a = read_bundle(two_students[0])
     other_stats = save_bundle(tmp_path / "stats.npz", a.weights, a.mean + 1, a.std, a.config)

@@ -8,10 +8,11 @@ import pytest
 import soundfile
 from conftest import harmonic_tone, make_tone_corpus, save_random_bundle, write_wav
 
-from vocal_melody.cli import evaluate, train_teacher
+from vocal_melody.cli import evaluate
+from vocal_melody.lab.cli import train_teacher
 from vocal_melody.cli import extract as extract_cli
-from vocal_melody.cli import synth as synth_cli
-from vocal_melody.cli import train_student as student_cli
+from vocal_melody.lab.cli import synth as synth_cli
+from vocal_melody.lab.cli import train_student as student_cli
 from vocal_melody.cli.common import run_cli
 from vocal_melody.errors import MelodyError
 
@@ -503,7 +504,7 @@ def test_vibrato_without_a_pool_is_refused_before_any_work(tmp_path, capsys, mon
 
 def test_a_broken_corpus_settings_file_is_named_and_kept(tmp_path):
     """compose.json / originals.json that is not a JSON object: an error naming it, the folder untouched."""
-    from vocal_melody.synth.compose import check_corpus_settings, read_settings
+    from vocal_melody.lab.synth.compose import check_corpus_settings, read_settings
 
     broken = {"compose.json": "[1]\n", "originals.json": "{oops"}
     for name, text in broken.items():
@@ -602,7 +603,7 @@ def test_training_labels_must_fit_their_audio(label, message, tmp_path, capsys):
 
 
 def test_manifest_with_a_byte_order_mark_and_a_row_without_label(tmp_path, corpus):
-    from vocal_melody.data.datasets import read_manifest
+    from vocal_melody.lab.corpora.datasets import read_manifest
 
     text = corpus.read_text()
     bom = corpus.parent / "bom.csv"
@@ -626,7 +627,7 @@ def test_student_resume_without_a_run_is_one_line(tmp_path, bundle, corpus, caps
 @pytest.mark.parametrize("output, message", [("noext", "sound-file extension"), ("out.xyz", "sound-file extension"),
                                              ("in.wav", "would overwrite the input")])
 def test_augment_output_is_checked_before_work(output, message, tmp_path, capsys):
-    from vocal_melody.cli import augment as augment_cli
+    from vocal_melody.lab.cli import augment as augment_cli
 
     source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 16000), 16000)
     before = source.read_bytes()
@@ -660,7 +661,7 @@ def test_an_empty_shard_says_so(tmp_path, bundle, capsys):
 @pytest.mark.parametrize("cli", ["anasyn", "augment"])
 def test_a_failed_sound_write_names_the_file(cli, tmp_path, capsys, monkeypatch):
     """libsndfile reports a full disk only as "System error."; the file and the free space must show."""
-    from vocal_melody.cli import augment as augment_cli
+    from vocal_melody.lab.cli import augment as augment_cli
 
     def full_disk(*args, **kwargs):
         raise soundfile.LibsndfileError(2, "Error writing: ")
@@ -697,7 +698,7 @@ AUGMENT_AUDIO = {**{k: v for k, v in BAD_AUDIO.items() if k != "folder-without-a
 
 @pytest.mark.parametrize("kind", sorted(AUGMENT_AUDIO))
 def test_augment_bad_input_audio(kind, tmp_path, capsys):
-    from vocal_melody.cli import augment as augment_cli
+    from vocal_melody.lab.cli import augment as augment_cli
 
     source = bad_audio(kind, tmp_path)
     code, err = run(augment_cli.main, [source, tmp_path / "out.wav"], capsys)
@@ -710,7 +711,7 @@ def test_augment_bad_input_audio(kind, tmp_path, capsys):
     ("output-is-a-folder", "is a folder"), ("unknown-option", "unrecognized arguments"),
     ("low-rate", "too low"), ("rate-below-the-effects", "too low for these effects")])
 def test_augment_bad_situations(case, message, tmp_path, capsys):
-    from vocal_melody.cli import augment as augment_cli
+    from vocal_melody.lab.cli import augment as augment_cli
 
     source = write_wav(tmp_path / "in.wav", harmonic_tone(220, 0.5, 16000), 16000)
     output, extra = tmp_path / "out.wav", []

@@ -140,6 +140,7 @@ def test_invalid_option_values_exit_non_zero(option, tmp_path):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.heavy
 def test_sigkill_mid_batch_leaves_no_truncated_output_and_rerun_completes(tmp_path, tiny_bundle):
     import signal
     import time

@@ -3,7 +3,7 @@ import pytest
 from conftest import harmonic_tone, write_wav
 
 from vocal_melody import labels
-from vocal_melody.data.datasets import (
+from vocal_melody.lab.corpora.datasets import (
     FeatureCache,
     frame_classes,
     pair_folder,

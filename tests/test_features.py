@@ -39,6 +39,7 @@ def test_known_pitch_tone_through_full_feature_path(tmp_path, pitch_class):
             assert middle[k - 1: k + 2].max() > np.median(middle) + 30  # a clear harmonic peak
 
 
+@pytest.mark.heavy
 def test_spectrogram_matches_librosa():
     librosa = pytest.importorskip("librosa")
     audio = np.random.default_rng(0).standard_normal(4321).astype(np.float32)

@@ -8,16 +8,23 @@ from pathlib import Path
 from conftest import ROOT
 
 PACKAGE = "vocal_melody"
-LAYERS = (
+PRODUCT_LAYERS = (
     ("errors", "labels", "runtime", "fileio", "cache", "audio", "bundle"),
     ("features", "model"),
     ("inference",),
     ("formats", "evaluation"),
     ("batch", "ray_batch"),
-    ("data", "synth"),
-    ("training",),
+    ("extraction",),
     ("cli",),
 )
+"""What users install and run: extraction and evaluation."""
+LAB_LAYERS = (
+    ("lab.corpora", "lab.rand_audio_augment", "lab.synth"),
+    ("lab.training",),
+    ("lab.cli",),
+)
+"""What makes and trains models: above every product layer, so the product never imports it."""
+LAYERS = PRODUCT_LAYERS + LAB_LAYERS
 PAPER_SCRIPTS = ("melodyExtraction_NS", "featureExtraction", "model", "train_teacher", "train_student",
                  "synth_testset", "augment", "evaluate")
 """Top-level entry points: the package never imports them (nor tests, bench or scripts)."""
@@ -25,12 +32,12 @@ OUTSIDE = {*PAPER_SCRIPTS, "tests", "conftest", "bench", "scripts", "melody"}
 
 
 def layer_of(module: str) -> int:
-    """The layer index of ``vocal_melody.X...``; the package's own ``__init__`` sits above every layer."""
+    """The layer index of ``vocal_melody.X...``; the package's ``__init__`` and the lab's sit above every layer."""
     parts = module.split(".")
-    if parts == [PACKAGE]:
+    if parts in ([PACKAGE], [PACKAGE, "lab"]):
         return len(LAYERS)
     for index, names in enumerate(LAYERS):
-        if parts[1] in names:
+        if any(parts[1:1 + len(name.split("."))] == name.split(".") for name in names):
             return index
     raise AssertionError(f"{module} is in no layer: add it to LAYERS")
 
@@ -104,16 +111,23 @@ def test_the_package_imports_only_downward_and_has_no_cycles():
     assert violations(import_graph()) == []
 
 
+def test_the_product_never_imports_the_lab():
+    graph = import_graph()
+    product = [m for m in graph if m != PACKAGE and layer_of(m) < len(PRODUCT_LAYERS)]
+    assert len(product) > 20 and any(m.startswith(f"{PACKAGE}.lab.") for m in graph)
+    assert {(m, t) for m in product for t in graph[m] if t.split(".")[:2] == [PACKAGE, "lab"]} == set()
+
+
 def test_the_check_catches_the_old_upward_imports_and_cycles():
     graph = import_graph()
     broken = {module: set(targets) for module, targets in graph.items()}
-    broken["vocal_melody.training.voicing"].add("melodyExtraction_NS")  # the old training.py -> CLI script
-    broken["vocal_melody.data.datasets"].add("vocal_melody.cli.evaluate")  # the old datasets -> evaluate
+    broken["vocal_melody.lab.training.voicing"].add("melodyExtraction_NS")  # the old training.py -> CLI script
+    broken["vocal_melody.cli.evaluate"].add("vocal_melody.lab.corpora.datasets")  # the product -> the lab
     broken["vocal_melody.features"].add("vocal_melody.inference.extractor")
     broken["vocal_melody.inference.engines"].add("vocal_melody.inference.quantize")  # the old engines <-> quantize
     problems = violations(broken)
     assert any("training.voicing imports melodyExtraction_NS" in p for p in problems)
-    assert any("data.datasets (layer 5) imports vocal_melody.cli.evaluate (layer 7)" in p for p in problems)
+    assert any("cli.evaluate (layer 6) imports vocal_melody.lab.corpora.datasets (layer 7)" in p for p in problems)
     assert any("features (layer 1) imports vocal_melody.inference.extractor" in p for p in problems)
     assert any(p.startswith("import cycle") and "engines" in p and "quantize" in p for p in problems)
 

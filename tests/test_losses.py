@@ -33,7 +33,7 @@ def _batch(seed: int = 0):
 def test_voicing_loss_matches_numpy_and_zero_weight_is_plain_cross_entropy():
     import keras
 
-    from vocal_melody.training.losses import melody_loss
+    from vocal_melody.lab.training.losses import melody_loss
 
     targets, probs = _batch()
     plain = float(melody_loss(0.0)(targets, probs))
@@ -48,7 +48,7 @@ def test_voicing_loss_matches_numpy_and_zero_weight_is_plain_cross_entropy():
 
 def test_voicing_term_balances_the_two_classes():
     """One voiced frame in 124 carries half the voicing term's weight: the rare class counts as much as the other."""
-    from vocal_melody.training.losses import melody_loss
+    from vocal_melody.lab.training.losses import melody_loss
 
     classes = np.zeros((4, 31), np.int64)
     classes[0, 0] = 100
@@ -66,7 +66,7 @@ def test_voicing_loss_on_jax_backend_matches_numpy(tmp_path):
     pytest.importorskip("jax")
     targets, probs = _batch(1)
     expected = _numpy_loss(targets, probs, 1.5).mean()
-    code = ("import numpy as np, sys; from vocal_melody.training.losses import melody_loss; "
+    code = ("import numpy as np, sys; from vocal_melody.lab.training.losses import melody_loss; "
             "d = np.load(sys.argv[1]); print(float(melody_loss(1.5)(d['t'], d['p'])))")
     path = tmp_path / "batch.npz"
     np.savez(path, t=targets, p=probs)

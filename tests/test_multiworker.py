@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import ROOT, make_tone_corpus
 
 from vocal_melody.bundle import read_bundle
@@ -37,6 +38,7 @@ def teacher(manifest, run, cache, tf_config=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.heavy
 def test_two_workers_train_the_weights_of_one_worker_with_the_same_global_batch(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     single = teacher(manifest, tmp_path / "single", tmp_path / "cache")
@@ -59,6 +61,7 @@ def test_two_workers_train_the_weights_of_one_worker_with_the_same_global_batch(
     assert one.config["state"]["epoch"] == two.config["state"]["epoch"] == 2
 
 
+@pytest.mark.heavy
 def test_the_time_budget_stops_every_worker_at_one_step_and_resume_goes_on(tmp_path):
     """A worker that stopped alone would leave the other waiting in a collective for ever."""
     import re

@@ -12,9 +12,9 @@ import pytest
 import soundfile
 from conftest import ROOT, harmonic_tone
 
-from vocal_melody.data import music_pool
+from vocal_melody.lab.corpora import music_pool
 from vocal_melody.errors import MelodyError
-from vocal_melody.synth import compose as synth
+from vocal_melody.lab.synth import compose as synth
 
 RATE = 16000
 DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -171,6 +171,7 @@ def _sources_with_pool(voices, pool_folder, screening, share):
     return sources
 
 
+@pytest.mark.heavy
 def test_compose_over_the_pool_labels_only_the_voice(tmp_path):
     screening = write_pool(tmp_path / "pool_a", POOL_TRACKS)
     other = [(package, name, role, f0 * 1.5) for package, name, role, f0 in POOL_TRACKS]
@@ -270,7 +271,7 @@ def test_original_mixes_use_only_training_voices_and_music_at_the_stated_ratio(t
     from test_synth import _voice_folder
 
     from vocal_melody.audio import load_audio
-    from vocal_melody.synth import originals
+    from vocal_melody.lab.synth import originals
 
     screening = write_pool(tmp_path / "pool", POOL_TRACKS)
     voices = _voice_folder(tmp_path / "voices")
@@ -310,8 +311,8 @@ def test_original_mixes_with_a_vibrato_change_the_music_and_never_the_label(tmp_
     a rerun keeps the mixes, and a folder made with another vibrato setting is refused."""
     from test_synth import _voice_folder
 
-    from vocal_melody.synth import originals
-    from vocal_melody.synth.compose import SourceCache
+    from vocal_melody.lab.synth import originals
+    from vocal_melody.lab.synth.compose import SourceCache
 
     screening = write_pool(tmp_path / "pool", POOL_TRACKS)
     voices = _voice_folder(tmp_path / "voices")
@@ -363,9 +364,9 @@ def test_labeled_original_mixes_of_the_val_split_score_real_singing(tmp_path):
     manifest the trainers read (several manifests together)."""
     from test_synth import _voice_folder
 
-    from vocal_melody.cli.training_options import labeled_tracks
-    from vocal_melody.synth import originals
-    from vocal_melody.synth.compose import SourceCache
+    from vocal_melody.lab.cli.training_options import labeled_tracks
+    from vocal_melody.lab.synth import originals
+    from vocal_melody.lab.synth.compose import SourceCache
 
     screening = write_pool(tmp_path / "pool", POOL_TRACKS)
     voices = _voice_folder(tmp_path / "voices")

@@ -26,6 +26,7 @@ def table_models(stdout):
     return [line.split("|")[2].strip() for line in stdout.splitlines()[2:]]
 
 
+@pytest.mark.heavy
 def test_setups_from_a_given_teacher_one_table_per_track_csv_and_no_rework(corpus):
     folder, manifest, teacher = corpus
     args = ["setups", "--teacher", teacher, "--labeled", manifest, "--unlabeled", folder / "corpus" / "val",
@@ -41,6 +42,7 @@ def test_setups_from_a_given_teacher_one_table_per_track_csv_and_no_rework(corpu
     assert again.returncode == 0 and "+ " not in again.stderr and again.stdout == result.stdout
 
 
+@pytest.mark.heavy
 def test_a_budget_alone_still_gives_a_model_to_score(corpus):
     folder, manifest, _ = corpus
     result = driver("iterations", "--labeled", manifest, "--unlabeled", folder / "corpus" / "val", "--out",

@@ -25,6 +25,7 @@ def quantized(tmp_path_factory):
     return bundle
 
 
+@pytest.mark.heavy
 def test_quantized_model_is_written_beside_the_bundle_with_its_digest(quantized):
     from vocal_melody.cache import file_digest
 
@@ -50,6 +51,7 @@ def test_auto_uses_int8_and_stays_close_to_the_float32_reference(quantized):
     assert np.abs(fast - reference).max() < 0.05
 
 
+@pytest.mark.heavy
 def test_a_changed_bundle_does_not_use_a_stale_int8_model(quantized, tmp_path):
     from vocal_melody.bundle import read_bundle
     from vocal_melody.errors import MelodyError

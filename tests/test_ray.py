@@ -79,6 +79,7 @@ def two_node_cluster():
         subprocess.run([RAY, "stop", "--force"], capture_output=True, env=ENV, timeout=120)
 
 
+@pytest.mark.heavy
 def test_two_nodes_and_a_killed_worker_lose_no_output(songs, local_outputs, tmp_path, two_node_cluster):
     out = tmp_path / "out"
     command = [sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-w", WEIGHTS, "-p", str(songs), "-o", str(out),
@@ -115,6 +116,7 @@ def test_an_unreachable_cluster_is_one_line(songs, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.heavy
 def test_pseudo_labels_on_ray_fill_the_cache_the_local_run_would(tmp_path):
     from conftest import make_tone_corpus
 

@@ -11,8 +11,8 @@ import pytest
 import soundfile
 
 from conftest import ROOT, SHARED_DATA, harmonic_tone, write_wav
-from vocal_melody.data import mir1k, ssvd
-from vocal_melody.data.datasets import read_label, read_manifest
+from vocal_melody.lab.corpora import mir1k, ssvd
+from vocal_melody.lab.corpora.datasets import read_label, read_manifest
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import group_mean_scores, mean_scores
 from vocal_melody.labels import hz_to_midi, midi_to_hz
@@ -45,7 +45,7 @@ def _mir1k_clip(root, name: str = "abjones_1_01", layout: str = "release"):
 
 
 def test_mir1k_layouts_read_to_the_same_mix_and_label(tmp_path):
-    from vocal_melody.synth.real_corpora import mir1k_corpus
+    from vocal_melody.lab.synth.real_corpora import mir1k_corpus
 
     voice, accompaniment = _mir1k_clip(tmp_path / "release", layout="release")
     _mir1k_clip(tmp_path / "two_files", layout="two files")
@@ -73,7 +73,7 @@ def test_mir1k_layouts_read_to_the_same_mix_and_label(tmp_path):
 
 
 def test_mir1k_ratio_sets_the_voice_level(tmp_path):
-    from vocal_melody.synth.real_corpora import mir1k_mix
+    from vocal_melody.lab.synth.real_corpora import mir1k_mix
 
     voice, accompaniment = _mir1k_clip(tmp_path)
     mixed = mir1k_mix(voice, accompaniment, -5.0)
@@ -148,8 +148,8 @@ def test_note_gating_keeps_the_sung_notes_within_tolerance():
 
 def test_ssvd_label_of_a_synthetic_voice_with_known_f0(tmp_path):
     """The real path: WORLD's gated analysis of a voice whose f0 is known, gated by its notes."""
-    from vocal_melody.synth.compose import SourceCache
-    from vocal_melody.synth.real_corpora import ssvd_label
+    from vocal_melody.lab.synth.compose import SourceCache
+    from vocal_melody.lab.synth.real_corpora import ssvd_label
 
     rate = 16000
     audio = np.zeros(3 * rate, np.float32)
@@ -189,7 +189,7 @@ def test_group_mean_weighs_each_group_the_same():
 
 
 def test_compose_never_takes_the_ssvd_corpus_for_voice_material(tmp_path):
-    from vocal_melody.synth.compose import discover_sources
+    from vocal_melody.lab.synth.compose import discover_sources
 
     for group in ("a", "b", "c", "ssvd_v2/test", "ssvd_v2/train_valid"):
         (tmp_path / group).mkdir(parents=True)

@@ -45,6 +45,7 @@ def test_streaming_extraction_equals_the_one_shot_path(tmp_path, tiny_bundle, he
     np.testing.assert_allclose(confidence, expected_confidence, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_openvino_engine_matches_tensorflow(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     pytest.importorskip("openvino")
@@ -77,6 +78,7 @@ def test_fast_path_does_not_import_tensorflow_once_converted(tmp_path, tiny_bund
     assert second.stdout.strip() == "False"
 
 
+@pytest.mark.heavy
 def test_tensorflow_engine_memory_stays_low_with_the_full_model():
     """Eager Keras held about 100 MB per window (6.9 GB on a 2-minute file); the compiled sub-batches do not."""
     import subprocess

@@ -22,6 +22,7 @@ def corpus(tmp_path_factory):
     return folder, manifest, teacher
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("setup", ["bts", "nts", "ns"])
 def test_each_setup_trains_a_student(corpus, setup):
     folder, manifest, teacher = corpus
@@ -42,6 +43,7 @@ def test_each_setup_trains_a_student(corpus, setup):
     assert len(features) == augmented_views + clean
 
 
+@pytest.mark.heavy
 def test_iterations_chain_teachers_and_pseudo_labels_are_cached(corpus):
     folder, manifest, teacher = corpus
     run = folder / "run_iter"
@@ -65,6 +67,7 @@ def test_iterations_chain_teachers_and_pseudo_labels_are_cached(corpus):
     assert [p.stat().st_mtime_ns for p in pseudo_files] == mtimes  # cached: not recomputed
 
 
+@pytest.mark.heavy
 def test_two_bf16_noisy_student_iterations(corpus):
     """The bf16 policy of iteration 1's training must not reach the conversion of iteration 2's teacher."""
     folder, manifest, teacher = corpus
@@ -89,6 +92,7 @@ def test_bad_student_options(corpus, tmp_path):
     assert rule.returncode == 2 and "between 0 and 1" in rule.stderr and "Traceback" not in rule.stderr
 
 
+@pytest.mark.heavy
 def test_time_budget_is_per_call_so_a_resumed_run_goes_on(corpus):
     """The recipe reruns the same command with the same --max-minutes until the student is done."""
     from vocal_melody.bundle import read_bundle
@@ -109,6 +113,7 @@ def test_time_budget_is_per_call_so_a_resumed_run_goes_on(corpus):
     assert not (run / "iterations.csv").exists()  # the iteration is not finished
 
 
+@pytest.mark.heavy
 def test_a_student_with_a_frozen_backbone_keeps_its_teachers_resnet_blocks(corpus, tmp_path):
     from vocal_melody.bundle import read_bundle
 
@@ -127,6 +132,7 @@ def test_a_student_with_a_frozen_backbone_keeps_its_teachers_resnet_blocks(corpu
     assert not (tmp_path / "scratch").exists()
 
 
+@pytest.mark.heavy
 def test_pseudo_labels_follow_the_voicing_rule(corpus, tmp_path):
     """``--pseudo-voicing``: argmax (the paper's), the teacher's stored threshold, or a threshold given; each rule's
     labels a cache entry of their own."""
@@ -134,7 +140,7 @@ def test_pseudo_labels_follow_the_voicing_rule(corpus, tmp_path):
 
     from vocal_melody.bundle import read_bundle, save_bundle
     from vocal_melody.inference.decoding import decoded_classes
-    from vocal_melody.training.student import StudentData, load_teacher
+    from vocal_melody.lab.training.student import StudentData, load_teacher
 
     folder, manifest, teacher = corpus
     track = SimpleNamespace(audio=sorted((folder / "corpus" / "train").glob("*.wav"))[0])

@@ -6,14 +6,14 @@ import pytest
 from conftest import ROOT, SHARED_DATA, harmonic_tone, write_wav
 
 from vocal_melody import labels
-from vocal_melody.cli import synth as synth_cli
+from vocal_melody.lab.cli import synth as synth_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import melody_scores
 from vocal_melody.formats.readers import read_f0
-from vocal_melody.synth import anasyn as anasyn_module
-from vocal_melody.synth import compose as synth
-from vocal_melody.synth import world
-from vocal_melody.synth.contours import Note, expressive_f0, without_vibrato
+from vocal_melody.lab.synth import anasyn as anasyn_module
+from vocal_melody.lab.synth import compose as synth
+from vocal_melody.lab.synth import world
+from vocal_melody.lab.synth.contours import Note, expressive_f0, without_vibrato
 
 RATE = 16000
 
@@ -72,7 +72,7 @@ def _partial_cents(audio: np.ndarray, partial: float, frame: float) -> np.ndarra
 
 
 def test_with_vibrato_modulates_every_partial_like_a_sung_vibrato():
-    from vocal_melody.synth.mixing import with_vibrato
+    from vocal_melody.lab.synth.mixing import with_vibrato
 
     frame = 0.005
     tone = harmonic_tone(300.0, 3.0, RATE, amplitude=0.5)
@@ -184,6 +184,7 @@ def test_demo_label_covers_the_demo_audio():
     assert 0.5 < (f0 > 0).mean() < 0.95
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not (SHARED_DATA / "voice" / "vocadito_1.wav").exists(), reason="needs ../shared/data")
 def test_voicing_gate_against_the_human_label_of_vocadito_1():
     analysis = world.analyse_file(SHARED_DATA / "voice" / "vocadito_1.wav", RATE)
@@ -219,7 +220,8 @@ def test_synth_cli_errors_are_one_line(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "voice").exists(), reason="needs ../shared/data")
 def test_held_out_voices_and_accompaniment_never_reach_training():
-    sources = synth.discover_sources(synth.DEFAULT_VOICE_DIRS, synth.DEFAULT_ACCOMPANIMENT_DIRS)
+    sources = synth.discover_sources([SHARED_DATA / "voice", SHARED_DATA / "voice_research"],
+                                     [SHARED_DATA / "accompaniment"])
     groups = {split: {v.group for v in sources.voices[split]} for split in synth.SPLITS}
     assert groups["test"] == {"vocadito_1", "csd_drmeter_fixture"}
     assert groups["val"] == {"vocadito_14", "dcs_libf0_excerpt", "smstools_freesound_singing"}
@@ -282,7 +284,7 @@ def test_a_setting_recorded_only_when_set_is_checked_both_ways(tmp_path):
     """A folder made with --vibrato-cents 10 40 is no corpus for the default cents, nor the other way round."""
     import json
 
-    from vocal_melody.synth.compose import check_corpus_settings
+    from vocal_melody.lab.synth.compose import check_corpus_settings
 
     narrow = {"seed": 1, "vibrato_share": 1.0, "vibrato_cents": [10.0, 40.0]}
     default = {"seed": 1, "vibrato_share": 1.0}
@@ -308,6 +310,7 @@ def _vibrato_band_cents(label: np.ndarray, frame: float = 0.01) -> float:
     return float(np.sqrt(energy / max(frames, 1)))
 
 
+@pytest.mark.heavy
 def test_plain_voices_lose_only_their_vibrato(tmp_path):
     (tmp_path / "voices").mkdir()
     for index, f0 in enumerate((180.0, 260.0, 330.0)):  # long notes with a vibrato, for the re-sung items

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, TINY_MODEL, make_tone_corpus, save_random_bundle
 
 from vocal_melody.bundle import read_bundle
-from vocal_melody.data.datasets import FeatureCache, read_manifest
+from vocal_melody.lab.corpora.datasets import FeatureCache, read_manifest
 
 TINY_ARGS = ["--filters", "4,4,4,4", "--lstm-units", "4", "--batch-size", "4", "-q"]
 
@@ -20,12 +20,12 @@ def run_teacher(*args, timeout=240):
 
 
 def test_teacher_lowers_its_loss(tmp_path):
-    from vocal_melody.training.frames import (
+    from vocal_melody.lab.training.frames import (
         load_frame_data,
         normalization_stats,
         supervised_batch,
     )
-    from vocal_melody.training.loop import TrainConfig, Trainer
+    from vocal_melody.lab.training.loop import TrainConfig, Trainer
 
     manifest = make_tone_corpus(tmp_path / "corpus")
     data = load_frame_data(read_manifest(manifest, ("train",)), FeatureCache(tmp_path / "cache"), progress=False)
@@ -40,7 +40,7 @@ def test_teacher_lowers_its_loss(tmp_path):
 
 
 def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):
-    from vocal_melody.training.frames import load_frame_data, supervised_batch
+    from vocal_melody.lab.training.frames import load_frame_data, supervised_batch
 
     manifest = make_tone_corpus(tmp_path / "corpus")
     data = load_frame_data(read_manifest(manifest, ("train",)), FeatureCache(tmp_path / "cache"), progress=False)
@@ -53,6 +53,7 @@ def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):
     assert a[0].shape == (4, 31, 513, 1) and a[1].shape == (4, 31, 442)
 
 
+@pytest.mark.heavy
 def test_train_teacher_writes_a_bundle_the_cli_loads(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     run = tmp_path / "run"
@@ -71,6 +72,7 @@ def test_train_teacher_writes_a_bundle_the_cli_loads(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 2
 
 
+@pytest.mark.heavy
 def test_train_teacher_trains_on_several_manifests_together(tmp_path):
     first = make_tone_corpus(tmp_path / "first", n_train=3, n_val=1)
     second = make_tone_corpus(tmp_path / "second", n_train=2, n_val=2, seconds=2.0)
@@ -85,6 +87,7 @@ def test_train_teacher_trains_on_several_manifests_together(tmp_path):
     assert read_bundle(tmp_path / "chosen" / "last.npz").config["training"]["val_tracks"] == 2
 
 
+@pytest.mark.heavy
 def test_kill_and_resume_continues_without_redoing_epochs(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     run = tmp_path / "run"
@@ -111,6 +114,7 @@ def test_kill_and_resume_continues_without_redoing_epochs(tmp_path):
     assert windows == [12, 24, 36, 48]
 
 
+@pytest.mark.heavy
 def test_init_starts_a_new_run_from_a_bundles_weights_and_normalisation(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     common = ["--train", manifest, "--steps-per-epoch", 2, "--max-epochs", 1, "--cache-dir", tmp_path / "cache"]
@@ -134,6 +138,7 @@ def test_init_starts_a_new_run_from_a_bundles_weights_and_normalisation(tmp_path
     assert other.returncode == 1 and "different model" in other.stderr and "Traceback" not in other.stderr
 
 
+@pytest.mark.heavy
 def test_time_budget_stops_with_a_checkpoint(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     run = tmp_path / "run"
@@ -145,6 +150,7 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path):
     assert state["epoch"] == 0 and state["step"] > 0
 
 
+@pytest.mark.heavy
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
     result = run_teacher("--train", manifest, "--run-dir", tmp_path / "run", "--steps-per-epoch", 2,
@@ -168,7 +174,7 @@ def test_bad_training_input(tmp_path, args, message):
 
 
 def test_best_voicing_finds_the_threshold_that_recovers_quiet_voiced_frames():
-    from vocal_melody.training.voicing import best_voicing
+    from vocal_melody.lab.training.voicing import best_voicing
 
     reference = np.full(100, 220.0)
     reference[80:] = 0.0
@@ -205,7 +211,7 @@ def test_extraction_uses_the_bundles_tuned_threshold(tmp_path):
 
 
 def test_epochs_are_ranked_by_the_oa_of_the_default_decoding():
-    from vocal_melody.training.voicing import selection_oa
+    from vocal_melody.lab.training.voicing import selection_oa
 
     # a student whose argmax rule undersells it but whose tuned threshold wins
     assert selection_oa({"OA": 0.8736}, {"voicing_threshold": 0.4, "val_OA_tuned": 0.8989}) == pytest.approx(0.8989)
@@ -213,7 +219,7 @@ def test_epochs_are_ranked_by_the_oa_of_the_default_decoding():
 
 
 def _tiny_trainer(tmp_path, **options):
-    from vocal_melody.training.loop import TrainConfig, Trainer
+    from vocal_melody.lab.training.loop import TrainConfig, Trainer
 
     config = TrainConfig(run_dir=tmp_path / "run", batch_size=4, learning_rate=1e-2, progress=False, **options)
     return Trainer(dict(TINY_MODEL), config, np.zeros((31, 513), np.float32), np.ones((31, 513), np.float32))
@@ -241,9 +247,10 @@ def test_a_non_finite_step_is_undone_and_skipped(tmp_path):
     assert np.isfinite(float(list(csv.DictReader(open(tmp_path / "run" / "log.csv")))[0]["train_loss"]))
 
 
+@pytest.mark.heavy
 def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_state(tmp_path):
     from vocal_melody.errors import MelodyError
-    from vocal_melody.training.loop import MAX_CONSECUTIVE_SKIPS
+    from vocal_melody.lab.training.loop import MAX_CONSECUTIVE_SKIPS
 
     trainer = _tiny_trainer(tmp_path, steps_per_epoch=100, max_epochs=1)
     with pytest.raises(MelodyError, match="diverged.*lower --lr"):
@@ -255,7 +262,7 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_state(t
 
 
 def test_unvoiced_weight_scales_the_loss_of_no_voice_frames_only():
-    from vocal_melody.training.frames import frame_weights
+    from vocal_melody.lab.training.frames import frame_weights
 
     classes = np.array([[0, 5, 0], [7, 0, 9]])
     assert frame_weights(classes, np.ones(2)) is None  # the paper's plain loss: no weights at all
@@ -265,6 +272,7 @@ def test_unvoiced_weight_scales_the_loss_of_no_voice_frames_only():
     assert frame_weights(np.array([[4, 5]]), np.ones(1), unvoiced_weight=2.0).tolist() == [[1.0, 1.0]]
 
 
+@pytest.mark.heavy
 def test_freeze_backbone_trains_only_the_bilstm_and_the_output_layer(tmp_path):
     from vocal_melody.model import build_model
 
@@ -304,7 +312,7 @@ def test_freeze_backbone_needs_a_trained_model_to_keep(tmp_path):
 def test_validation_activations_match_the_eager_model_on_a_ragged_last_batch():
     from vocal_melody import features
     from vocal_melody.model import build_model
-    from vocal_melody.training.voicing import predict_activations
+    from vocal_melody.lab.training.voicing import predict_activations
 
     model = build_model(**TINY_MODEL)
     rng = np.random.default_rng(0)

@@ -47,7 +47,7 @@ def test_export_writes_8khz_flac_views_with_labels_and_pseudo_labels(exported):
         label = np.loadtxt(data / row["label"])
         assert abs(len(label) - (1 + len(audio) // 80)) <= 1
     # a labeled tone keeps its true label through the export (pitch classes round-trip)
-    from vocal_melody.data.datasets import read_manifest
+    from vocal_melody.lab.corpora.datasets import read_manifest
     from vocal_melody.labels import f0_to_class
 
     original = {t.name: t for t in read_manifest(manifest, splits=("train",))}
@@ -91,6 +91,7 @@ def test_export_refuses_an_existing_folder(exported):
     assert "Traceback" not in again.stderr
 
 
+@pytest.mark.heavy
 def test_jax_backend_trains_without_tensorflow_and_tensorflow_loads_the_bundle(exported, tmp_path):
     """As on the GPU machine: Keras on JAX, and TensorFlow (and OpenVINO) cannot be imported at all."""
     folder, manifest, teacher, data = exported

@@ -36,8 +36,9 @@ def test_threshold_grid_includes_both_ends():
     assert validation_report.threshold_grid(0.5, 0.5, 0.1) == [0.5]
 
 
+@pytest.mark.heavy
 def test_report_matches_mir_eval_per_track_and_marks_the_best_threshold(tmp_path, tiny_bundle):
-    from vocal_melody.data.datasets import read_manifest
+    from vocal_melody.lab.corpora.datasets import read_manifest
     from vocal_melody.evaluation import melody_scores
     from vocal_melody.inference.extractor import extract_melody
 

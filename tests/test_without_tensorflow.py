@@ -3,6 +3,7 @@ need it fails in one line that names the extra."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -19,8 +20,10 @@ sys.meta_path.insert(0, NoTensorFlow())
 
 
 def run_blocked(code: str, cwd) -> subprocess.CompletedProcess:
+    # a cache folder of its own: a model converted earlier in the session would need no TensorFlow
+    env = dict(os.environ, XDG_CACHE_HOME=str(cwd / "user-cache"))
     return subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + code], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
+                          timeout=600, cwd=cwd, env=env)
 
 
 def extract(args: list[str]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
 
 Job = tuple[Path, Path, "Path | None"]
 """(audio file, melody file, picture file or None)."""
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How each file's melody is decoded and written (the CLI's options; the same in the Ray workers)."""
+
+    median_filter: int | None = None
+    subbin: bool = False
+    unvoiced_pitch: bool = False
+    voicing_threshold: float | str | None = "tuned"
+    format: str = "txt"
+    progress: bool = False
 
 
 def plot_file(audio_path: Path, times: np.ndarray, f0: np.ndarray, png: Path) -> None:
@@ -62,7 +75,7 @@ def plan_jobs(inputs: list[Path], output_dir: Path, output_format: str, plot: bo
     return jobs, skipped, refused
 
 
-def extract_locally(jobs: list[Job], options: dict, extractor: MelodyExtractor, debug: bool,
+def extract_locally(jobs: list[Job], options: FileOptions, extractor: MelodyExtractor, debug: bool,
                     progress: tqdm) -> Iterator[tuple[Path, str | None]]:
     """(path, None or its error line) per job, in order, in this process."""
     for path, target, picture in jobs:
@@ -78,17 +91,16 @@ def extract_locally(jobs: list[Job], options: dict, extractor: MelodyExtractor, 
 
 
 def process_file(path: Path, target: Path, picture: Path | None, extractor: MelodyExtractor,
-                 options: dict) -> None:
+                 options: FileOptions) -> None:
     """Extract one file's melody and write it (and its picture) atomically; raises on a bad file.
 
-    ``options``: ``median_filter``, ``subbin``, ``voicing_threshold``, ``unvoiced_pitch``, ``format``,
-    ``progress``, as the CLI parsed them. Used by the local batch and by the Ray workers alike.
+    Used by the local batch and by the Ray workers alike.
     """
     times, f0, confidence = extract_melody(
-        path, median_filter=options["median_filter"], subbin=options["subbin"],
-        voicing_threshold=options["voicing_threshold"], extractor=extractor, progress=options["progress"],
-        unvoiced_pitch=options["unvoiced_pitch"])
-    write_melody(target, times, f0, confidence, options["format"])
+        path, median_filter=options.median_filter, subbin=options.subbin,
+        voicing_threshold=options.voicing_threshold, extractor=extractor, progress=options.progress,
+        unvoiced_pitch=options.unvoiced_pitch)
+    write_melody(target, times, f0, confidence, options.format)
     if picture is not None:
         plot_file(path, times, f0, picture)
 

@@ -34,6 +34,30 @@ DEFAULT_WEIGHTS = Path(os.environ.get(WEIGHTS_VARIABLE)
 TRAIN_HINT = "train one with `python train_teacher.py`, or name an existing .npz bundle"
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How a bundle's softmax becomes a melody (``config["decoding"]``, written when it was trained or tuned): a
+    voicing threshold on ``1 - p(no voice)`` (None: the paper's argmax rule) and the validation OA that chose it."""
+
+    voicing_threshold: float | None = None
+    val_OA_argmax: float | None = None
+    val_OA_tuned: float | None = None
+
+    @classmethod
+    def from_config(cls, entry: dict | None) -> "Decoding":
+        entry = entry or {}
+        values = [None if entry.get(key) is None else float(entry[key])
+                  for key in ("voicing_threshold", "val_OA_argmax", "val_OA_tuned")]
+        return cls(*values)
+
+    def to_config(self) -> dict:
+        """The bundle's ``config["decoding"]`` entry (the keys that are set)."""
+        entry: dict = {"voicing_threshold": self.voicing_threshold}
+        entry.update({k: v for k, v in (("val_OA_argmax", self.val_OA_argmax), ("val_OA_tuned", self.val_OA_tuned))
+                      if v is not None})
+        return entry
+
+
 @dataclass
 class Bundle:
     """A loaded weights bundle."""
@@ -50,6 +74,16 @@ class Bundle:
     def model_args(self) -> dict:
         """Keyword arguments for ``model.build_model``."""
         return dict(self.config.get("model", {}))
+
+    @property
+    def decoding(self) -> Decoding:
+        """The decoding rule chosen on validation data (the CLI's default ``--voicing-threshold tuned``)."""
+        return Decoding.from_config(self.config.get("decoding"))
+
+    @property
+    def training_record(self) -> dict:
+        """What trained it: the run's options and per-epoch state (``config["training"]``, ``config["state"]``)."""
+        return {"training": dict(self.config.get("training", {})), "state": dict(self.config.get("state", {}))}
 
 
 def save_bundle(path: str | os.PathLike, weights: list[np.ndarray], mean: np.ndarray,

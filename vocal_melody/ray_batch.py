@@ -7,7 +7,7 @@ atomically itself, so the output folder must be one that every node sees. A bad 
 as in the local batch. A worker that dies (a lost node, a killed process) is restarted by Ray and
 its file is tried again; a file that kills its worker three times is reported as failed and the
 batch goes on. Nothing here imports Ray until a batch asks for it.
-The Ray pseudo-labelling of the trainers uses the same scheduler (:mod:`vocal_melody.training.ray_labels`).
+The Ray pseudo-labelling of the trainers uses the same scheduler (:mod:`vocal_melody.lab.training.ray_labels`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from typing import Callable, Iterator
 
-from vocal_melody.batch import Job, failure_line, process_file
+from vocal_melody.batch import FileOptions, Job, failure_line, process_file
 from vocal_melody.errors import MelodyError
 from vocal_melody.inference.extractor import MelodyExtractor
 
@@ -36,7 +36,7 @@ TASK_RETRIES = 2
 class ExtractionWorker:
     """A Ray actor holding one loaded model; ``process`` returns None or the file's error line."""
 
-    def __init__(self, weights: str, engine: str, batch_size: int, options: dict) -> None:
+    def __init__(self, weights: str, engine: str, batch_size: int, options: FileOptions) -> None:
         self.extractor = MelodyExtractor(weights, batch_size=batch_size, engine=engine)
         self.options = options
 
@@ -120,7 +120,7 @@ def through_workers(worker_class: type, init_args: tuple, items: list, call: Cal
             ray.kill(worker)
 
 
-def extract_on_ray(jobs: list[Job], options: dict, weights: str | os.PathLike,
+def extract_on_ray(jobs: list[Job], options: FileOptions, weights: str | os.PathLike,
                    engine: str, batch_size: int, address: str) -> Iterator[tuple[Path, str | None]]:
     """(input, None or its error line) for every job, in the order they finish."""
     if not jobs:

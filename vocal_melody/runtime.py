@@ -1,4 +1,5 @@
-"""The process setup every command shares: visible GPUs, the Keras backend, and a quiet TensorFlow import.
+"""The process setup every command shares, and the one place that decides devices: visible GPUs (and the
+check that Keras sees them), the Keras backend, and a quiet TensorFlow import.
 
 TensorFlow 2.21 writes oneDNN and CUDA notices to the process's stderr at
 import time, whatever ``TF_CPP_MIN_LOG_LEVEL`` says: the import runs with file descriptor 2
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from vocal_melody.errors import MelodyError
 
 
 def keras_backend() -> str:
@@ -47,3 +50,45 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+TF_EXTRA_HINT = "pip install 'vocal-melody[tf]'"
+
+
+def tensorflow_available() -> bool:
+    """Whether Keras and TensorFlow are installed (the tf engine and converting a bundle to OpenVINO need them;
+    the shipped weights' int8 model does not)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("keras", "tensorflow"))
+    except ImportError:  # a finder that refuses the name
+        return False
+
+
+def require_gpus(gpu_index: str | None) -> None:
+    """Raise a one-line error unless Keras's backend sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
+    if gpu_index is None:
+        return
+    if keras_backend() == "tensorflow" and not tensorflow_available():
+        raise MelodyError(f"-gpu {gpu_index}: running on a GPU needs TensorFlow: {TF_EXTRA_HINT}")
+    import_tensorflow_quietly()
+    backend = keras_backend()
+    wanted = len(gpu_index.split(","))
+    if backend == "jax":
+        import jax
+
+        try:
+            found = len(jax.devices("gpu"))
+        except RuntimeError:  # no GPU platform at all
+            found = 0
+        build = "CUDA build of jaxlib"
+    else:
+        import tensorflow as tf
+
+        found = len(tf.config.list_physical_devices("GPU"))
+        build = "CUDA build of TensorFlow"
+    if found < wanted:
+        raise MelodyError(f"-gpu {gpu_index}: Keras's {backend} backend finds {found} of the {wanted} GPUs asked for "
+                          f"on this machine (no GPU, no {build}, or another index); leave out -gpu to "
+                          "run on the CPU")

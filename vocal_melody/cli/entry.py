@@ -11,7 +11,7 @@ from vocal_melody.cli.common import missing_extra
 
 def _run(module: str) -> None:
     try:
-        target = importlib.import_module(f"vocal_melody.cli.{module}")
+        target = importlib.import_module(module)
     except ModuleNotFoundError as error:
         message = missing_extra(error)
         if message is None:
@@ -23,29 +23,29 @@ def _run(module: str) -> None:
 
 def extract() -> None:
     """``vocal-melody``."""
-    _run("extract")
+    _run("vocal_melody.cli.extract")
 
 
 def evaluate() -> None:
     """``vocal-melody-evaluate``."""
-    _run("evaluate")
+    _run("vocal_melody.cli.evaluate")
 
 
 def synth() -> None:
     """``vocal-melody-synth``."""
-    _run("synth")
+    _run("vocal_melody.lab.cli.synth")
 
 
 def augment() -> None:
     """``vocal-melody-augment``."""
-    _run("augment")
+    _run("vocal_melody.lab.cli.augment")
 
 
 def train_teacher() -> None:
     """``vocal-melody-train-teacher``."""
-    _run("train_teacher")
+    _run("vocal_melody.lab.cli.train_teacher")
 
 
 def train_student() -> None:
     """``vocal-melody-train-student``."""
-    _run("train_student")
+    _run("vocal_melody.lab.cli.train_student")

@@ -9,20 +9,16 @@ writes ``results/pitch_song.mp3.txt``: one line per 10 ms frame, ``time f0`` (``
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Sequence
 
-from vocal_melody.batch import extract_locally, plan_jobs
+from vocal_melody.batch import FileOptions
 from vocal_melody.bundle import DEFAULT_WEIGHTS
 from vocal_melody.cli.argtypes import batch_size, gpu_indices, odd_kernel, voicing_rule
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
-from vocal_melody.errors import MelodyError
-from vocal_melody.fileio import collect_audio_files, ensure_output_dir
+from vocal_melody.extraction import ExtractionRequest, extract_files
 from vocal_melody.formats.writers import FORMATS
-from vocal_melody.inference.engines import ENGINES, require_gpus
-from vocal_melody.inference.extractor import DEFAULT_BATCH_SIZE, MelodyExtractor
-from vocal_melody.runtime import configure_runtime
+from vocal_melody.inference.engines import ENGINES
+from vocal_melody.inference.extractor import DEFAULT_BATCH_SIZE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,54 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def request_from(args: argparse.Namespace) -> ExtractionRequest:
+    """The parsed command line as an extraction request."""
+    options = FileOptions(median_filter=args.median_filter, subbin=args.subbin, unvoiced_pitch=args.unvoiced_pitch,
+                          voicing_threshold=args.voicing_threshold, format=args.format,
+                          progress=not args.quiet and args.ray is None)
+    return ExtractionRequest(inputs=list(args.filepath), output_dir=args.output_dir, weights=args.weights,
+                             engine=args.engine, gpu_index=args.gpu_index, batch_size=args.batch_size,
+                             file_options=options, plot=args.plot, recursive=args.recursive,
+                             skip_existing=args.skip_existing, ray=args.ray, quiet=args.quiet, verbose=args.verbose,
+                             debug=args.debug)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 all written, 1 any failure)."""
-    args = build_parser().parse_args(argv)
-    configure_runtime(args.gpu_index, args.verbose)
-    # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
-    engine = "tf" if args.engine == "auto" and args.gpu_index is not None else args.engine
-    require_gpus(args.gpu_index)
-    extractor = MelodyExtractor(args.weights, batch_size=args.batch_size, engine=engine)
-    inputs, problems = collect_audio_files(args.filepath, recursive=args.recursive)
-    if not inputs:
-        raise MelodyError("; ".join(problems))
-    extractor.engine  # noqa: B018  (weights that do not fit their model fail once here, not once per file)
-    for problem in problems:  # the other inputs are still processed; the exit code says so
-        print(f"error: {problem}", file=sys.stderr)
-    created = not Path(args.output_dir).exists()
-    output_dir = ensure_output_dir(args.output_dir)
-    jobs, skipped, refused = plan_jobs(inputs, output_dir, args.format, args.plot, args.skip_existing)
-    options = {"median_filter": args.median_filter, "subbin": args.subbin, "unvoiced_pitch": args.unvoiced_pitch,
-               "voicing_threshold": args.voicing_threshold, "format": args.format,
-               "progress": not args.quiet and args.ray is None}
-    from tqdm import tqdm
-
-    progress = tqdm(total=len(jobs), unit="file", disable=args.quiet or len(jobs) < 2, file=sys.stderr)
-    if args.ray is not None:
-        from vocal_melody.ray_batch import extract_on_ray
-
-        results = extract_on_ray(jobs, options, args.weights, engine, args.batch_size, args.ray)
-    else:
-        results = extract_locally(jobs, options, extractor, args.debug, progress)
-    written, failures = 0, [*problems, *refused]
-    for path, error in results:
-        progress.update(1)
-        if error is None:
-            written += 1
-        else:
-            failures.append(path)
-            progress.write(f"error: {error}", file=sys.stderr)
-    progress.close()
-    if created and not written and not any(output_dir.iterdir()):
-        output_dir.rmdir()  # every input failed: leave no empty folder behind
-    if not args.quiet:
-        summary = f"wrote {written} of {len(inputs) + len(problems)} melody files to {output_dir}"
-        if skipped:
-            summary += f", skipped {skipped} existing"
-        if failures:
-            summary += f", {len(failures)} failed"
-        print(summary, file=sys.stderr)
-    return 1 if failures else 0
+    return extract_files(request_from(build_parser().parse_args(argv)))
 
 
 def command() -> None:

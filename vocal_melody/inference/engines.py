@@ -38,7 +38,7 @@ from vocal_melody.cache import file_digest
 from vocal_melody.errors import MelodyError
 from vocal_melody.features import WINDOW_FRAMES
 from vocal_melody.labels import N_CLASSES
-from vocal_melody.runtime import import_tensorflow_quietly, keras_backend
+from vocal_melody.runtime import TF_EXTRA_HINT, import_tensorflow_quietly, tensorflow_available
 
 ENGINES = ("auto", "int8", "openvino", "tf")
 INT8_SOURCE_FILE = "source.json"
@@ -84,48 +84,6 @@ def matching_int8_model(bundle: Bundle) -> Path | None:
     if source.get("bundle_digest") != file_digest(bundle.path) or not xml.exists():
         return None
     return xml
-
-
-def require_gpus(gpu_index: str | None) -> None:
-    """Raise a one-line error unless Keras's backend sees every GPU asked for (CUDA_VISIBLE_DEVICES already set)."""
-    if gpu_index is None:
-        return
-    if keras_backend() == "tensorflow" and not tensorflow_available():
-        raise MelodyError(f"-gpu {gpu_index}: running on a GPU needs TensorFlow: {TF_EXTRA_HINT}")
-    import_tensorflow_quietly()
-    backend = keras_backend()
-    wanted = len(gpu_index.split(","))
-    if backend == "jax":
-        import jax
-
-        try:
-            found = len(jax.devices("gpu"))
-        except RuntimeError:  # no GPU platform at all
-            found = 0
-        build = "CUDA build of jaxlib"
-    else:
-        import tensorflow as tf
-
-        found = len(tf.config.list_physical_devices("GPU"))
-        build = "CUDA build of TensorFlow"
-    if found < wanted:
-        raise MelodyError(f"-gpu {gpu_index}: Keras's {backend} backend finds {found} of the {wanted} GPUs asked for "
-                          f"on this machine (no GPU, no {build}, or another index); leave out -gpu to "
-                          "run on the CPU")
-
-
-TF_EXTRA_HINT = "pip install 'vocal-melody[tf]'"
-
-
-def tensorflow_available() -> bool:
-    """Whether Keras and TensorFlow are installed (the tf engine and converting a bundle to OpenVINO need them;
-    the shipped weights' int8 model does not)."""
-    import importlib.util
-
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in ("keras", "tensorflow"))
-    except ImportError:  # a finder that refuses the name
-        return False
 
 
 def openvino_available() -> bool:

@@ -57,8 +57,7 @@ class MelodyExtractor:
     @property
     def tuned_voicing_threshold(self) -> float | None:
         """The voicing threshold chosen on validation data when the bundle was trained (None: argmax)."""
-        value = self.bundle.config.get("decoding", {}).get("voicing_threshold")
-        return None if value is None else float(value)
+        return self.bundle.decoding.voicing_threshold
 
     def voicing_threshold(self, rule: float | str | None) -> float | None:
         """The threshold a voicing rule asks for: "tuned" (the bundle's), "argmax"/None (the paper's) or a number."""

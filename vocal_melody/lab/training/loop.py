@@ -20,10 +20,10 @@ from vocal_melody.bundle import read_bundle, save_bundle
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import METRICS
 from vocal_melody.fileio import csv_text, write_text_atomic
-from vocal_melody.training.distribute import any_worker, configure_precision, multi_worker_cluster, on_jax
-from vocal_melody.training.frames import FrameData
-from vocal_melody.training.losses import melody_loss
-from vocal_melody.training.voicing import selection_oa, validate
+from vocal_melody.lab.training.distribute import any_worker, configure_precision, multi_worker_cluster, on_jax
+from vocal_melody.lab.training.frames import FrameData
+from vocal_melody.lab.training.losses import melody_loss
+from vocal_melody.lab.training.voicing import selection_oa, validate
 
 
 @dataclass

@@ -48,18 +48,18 @@ from vocal_melody.bundle import read_bundle
 from vocal_melody.cache import file_digest
 from vocal_melody.cli.argtypes import number, positive_int, voicing_rule
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
-from vocal_melody.cli.training_options import (add_training_options, check_output, copy_output, filters_list,
+from vocal_melody.lab.cli.training_options import (add_training_options, check_output, copy_output, filters_list,
                                                labeled_tracks, prepare_environment, train_config,
                                                validation_sources)
-from vocal_melody.data.datasets import FeatureCache, read_manifest, unlabeled_folder
+from vocal_melody.lab.corpora.datasets import FeatureCache, read_manifest, unlabeled_folder
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.runtime import keras_backend
-from vocal_melody.training.distribute import make_strategy
-from vocal_melody.training.folder import ExportSources, export_folder, read_training_folder, training_folder_info
-from vocal_melody.training.frames import FrameData, load_frame_data
-from vocal_melody.training.loop import TrainConfig, Trainer
-from vocal_melody.training.student import (SETUPS, StudentData, build_labeled, build_unlabeled, load_teacher,
+from vocal_melody.lab.training.distribute import make_strategy
+from vocal_melody.lab.training.folder import ExportSources, export_folder, read_training_folder, training_folder_info
+from vocal_melody.lab.training.frames import FrameData, load_frame_data
+from vocal_melody.lab.training.loop import TrainConfig, Trainer
+from vocal_melody.lab.training.student import (SETUPS, StudentData, build_labeled, build_unlabeled, load_teacher,
                                            mixed_batch)
 
 
@@ -120,7 +120,7 @@ def _prepare_on_ray(args: argparse.Namespace, unlabeled: list, teacher_path: Pat
     """With ``--ray``: the Ray workers fill the cache that the local pseudo-labelling then reads."""
     if args.ray is None:
         return
-    from vocal_melody.training.ray_labels import prepare_on_ray
+    from vocal_melody.lab.training.ray_labels import prepare_on_ray
 
     prepare_on_ray(unlabeled, teacher_path, args.cache_dir, args.k, args.seed, args.original_rate_quirk, args.setup,
                    args.ray, progress=not args.quiet, pseudo_voicing=args.pseudo_voicing)
@@ -173,7 +173,8 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
     labeled = labeled_tracks(args.labeled, args.train_split, args.label_format) if args.labeled else []
     val = labeled_tracks(validation_sources(args.val, args.labeled), args.val_split, args.label_format)
     val_data = load_frame_data(val, store.features, progress=not args.quiet, desc="val features")
-    labeled_data = build_labeled(labeled, store, SETUPS[args.setup][1]) if labeled and args.ratio[0] else None
+    augmented = SETUPS[args.setup].student_augmented
+    labeled_data = build_labeled(labeled, store, augmented) if labeled and args.ratio[0] else None
     summary_rows: list[dict] = []
     training_started = None  # the budget counts training, not the preparation before it
     strategy = make_strategy(args.gpu_index, args.cpu_devices)

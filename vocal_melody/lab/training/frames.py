@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from vocal_melody import features
-from vocal_melody.data.datasets import FeatureCache, LabeledTrack, frame_classes
+from vocal_melody.lab.corpora.datasets import FeatureCache, LabeledTrack, frame_classes
 from vocal_melody.errors import MelodyError
 from vocal_melody.labels import target_distributions
 

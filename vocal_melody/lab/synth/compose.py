@@ -25,26 +25,16 @@ import numpy as np
 from vocal_melody import features, labels
 from vocal_melody.audio import load_audio
 from vocal_melody.cache import ArrayCache
-from vocal_melody.data import music_pool
+from vocal_melody.lab.corpora import music_pool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import AUDIO_EXTENSIONS, csv_text, write_text_atomic
 from vocal_melody.formats.writers import format_label
-from vocal_melody.synth import world
-from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS, expressive_f0, without_vibrato
-from vocal_melody.synth.melodies import Song, random_song
-from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active, with_vibrato, write_audio
-from vocal_melody.synth.singing import sing
-from vocal_melody.synth.soundfont import Track, render
-
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-"""A checkout's neighbour ``../shared/data``: the default voices and accompaniment (else pass --voices)."""
-
-
-DEFAULT_VOICE_DIRS = (SHARED_DATA / "voice", SHARED_DATA / "voice_research")
-
-
-DEFAULT_ACCOMPANIMENT_DIRS = (SHARED_DATA / "accompaniment",)
+from vocal_melody.lab.synth import world
+from vocal_melody.lab.synth.contours import VIBRATO_DEPTH_CENTS, expressive_f0, without_vibrato
+from vocal_melody.lab.synth.melodies import Song, random_song
+from vocal_melody.lab.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active, with_vibrato, write_audio
+from vocal_melody.lab.synth.singing import sing
+from vocal_melody.lab.synth.soundfont import Track, render
 
 
 HELD_OUT_VOICES = {"test": ("vocadito_1", "csd_drmeter_fixture"),

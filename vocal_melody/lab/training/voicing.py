@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from vocal_melody import features
-from vocal_melody.bundle import read_bundle, save_bundle
+from vocal_melody.bundle import Decoding, read_bundle, save_bundle
 from vocal_melody.evaluation import group_mean_scores, mean_scores, melody_scores
 from vocal_melody.inference.decoding import decode
 from vocal_melody.inference.engines import in_batches
 from vocal_melody.inference.extractor import MelodyExtractor
 from vocal_melody.labels import N_CLASSES, class_to_f0
-from vocal_melody.training.distribute import on_jax
-from vocal_melody.training.frames import FrameData
+from vocal_melody.lab.training.distribute import on_jax
+from vocal_melody.lab.training.frames import FrameData
 
 
 GRAPH_BATCH = 32
@@ -103,8 +103,7 @@ def best_voicing(activations: list[np.ndarray], references: list[np.ndarray], av
     for threshold in VOICING_CANDIDATES:
         results[threshold] = mean_oa(threshold)
     best = max(results, key=lambda k: (results[k], k is None))
-    return {"voicing_threshold": best, "val_OA_argmax": round(results[None], 4),
-            "val_OA_tuned": round(results[best], 4)}
+    return Decoding(best, round(results[None], 4), round(results[best], 4)).to_config()
 
 
 def tune_voicing(bundle_path: Path, validation: FrameData, progress: bool = False, val_mean: str = "tracks") -> dict:

@@ -11,8 +11,8 @@ import numpy as np
 from vocal_melody import labels
 from vocal_melody.audio import load_audio
 from vocal_melody.errors import MelodyError
-from vocal_melody.synth import world
-from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active
+from vocal_melody.lab.synth import world
+from vocal_melody.lab.synth.mixing import label_frames, mix_at_ratio, rms_db, voice_active
 
 
 def read_streams(path: Path, streams: Sequence[int], sample_rate: int) -> np.ndarray:

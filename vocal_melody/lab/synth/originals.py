@@ -23,13 +23,13 @@ import numpy as np
 
 from vocal_melody import labels
 from vocal_melody.audio import load_audio
-from vocal_melody.data.music_pool import MusicPool
+from vocal_melody.lab.corpora.music_pool import MusicPool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
-from vocal_melody.synth.compose import (SourceCache, Sources, maybe_vibrato, pool_excerpt, read_settings,
+from vocal_melody.lab.synth.compose import (SourceCache, Sources, maybe_vibrato, pool_excerpt, read_settings,
                                         vibrato_settings)
-from vocal_melody.synth.mixing import label_frames, mix_at_ratio, write_audio
+from vocal_melody.lab.synth.mixing import label_frames, mix_at_ratio, write_audio
 
 
 RATIO_DB = (-3.0, 9.0)

@@ -7,8 +7,7 @@ import json
 import os
 
 from vocal_melody.errors import MelodyError
-from vocal_melody.inference.engines import require_gpus
-from vocal_melody.runtime import import_tensorflow_quietly, keras_backend
+from vocal_melody.runtime import import_tensorflow_quietly, keras_backend, require_gpus
 
 
 def on_jax() -> bool:

@@ -11,12 +11,12 @@ from typing import Sequence
 
 from vocal_melody.cli.argtypes import batch_size, gpu_indices, integer, number, positive_float, positive_int, seed
 from vocal_melody.cache import DEFAULT_CACHE_ROOT
-from vocal_melody.data.datasets import pair_folder, read_manifest
+from vocal_melody.lab.corpora.datasets import pair_folder, read_manifest
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import atomic_path, ensure_output_dir
 from vocal_melody.runtime import configure_runtime
-from vocal_melody.training.loop import TrainConfig
-from vocal_melody.training.voicing import VAL_MEANS
+from vocal_melody.lab.training.loop import TrainConfig
+from vocal_melody.lab.training.voicing import VAL_MEANS
 
 
 

@@ -11,7 +11,7 @@ from vocal_melody.batch import failure_line
 from vocal_melody.cache import file_digest
 from vocal_melody.errors import MelodyError
 from vocal_melody.ray_batch import connect, through_workers
-from vocal_melody.training.student import StudentData, build_unlabeled, load_teacher
+from vocal_melody.lab.training.student import StudentData, build_unlabeled, load_teacher
 
 
 class PseudoLabelWorker:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -24,16 +25,25 @@ import numpy as np
 
 from vocal_melody import features
 from vocal_melody.cache import ArrayCache, cache_key, file_digest
-from vocal_melody.data import augment
-from vocal_melody.data.datasets import FeatureCache, frame_classes
+from vocal_melody.lab import rand_audio_augment as augment
+from vocal_melody.lab.corpora.datasets import FeatureCache, frame_classes
 from vocal_melody.inference.decoding import decoded_classes
 from vocal_melody.inference.extractor import MelodyExtractor
 from vocal_melody.labels import target_distributions
-from vocal_melody.training.frames import FrameData, frame_weights, sample_windows
+from vocal_melody.lab.training.frames import FrameData, frame_weights, sample_windows
 
 
-SETUPS = {"bts": (False, False), "nts": (True, True), "ns": (False, True)}
-"""setup -> (teacher sees augmented audio, student sees augmented audio)."""
+@dataclass(frozen=True)
+class Setup:
+    """Which side of a teacher-student pair hears randAudioAugment-ed audio (the paper's three setups)."""
+
+    teacher_augmented: bool
+    student_augmented: bool
+
+
+SETUPS = {"bts": Setup(teacher_augmented=False, student_augmented=False),   # Basic Teacher-Student
+          "nts": Setup(teacher_augmented=True, student_augmented=True),     # Noisy Teacher-Student
+          "ns": Setup(teacher_augmented=False, student_augmented=True)}     # Noisy Student
 
 
 def load_teacher(path: str | os.PathLike) -> MelodyExtractor:
@@ -96,7 +106,7 @@ def build_unlabeled(tracks: list, store: StudentData, teacher: MelodyExtractor, 
     """FrameData of the unlabeled views with pseudo labels as classes."""
     from tqdm import tqdm
 
-    teacher_augmented, student_augmented = SETUPS[setup]
+    teacher_augmented, student_augmented = SETUPS[setup].teacher_augmented, SETUPS[setup].student_augmented
     views, specs, classes = [], [], []
     for track in tqdm(tracks, desc="pseudo labels", unit="track", disable=not store.progress, file=sys.stderr):
         clean_labels = None

@@ -16,12 +16,12 @@ import numpy as np
 
 from vocal_melody import features
 from vocal_melody.cache import file_digest
-from vocal_melody.data.datasets import frame_classes, read_manifest
+from vocal_melody.lab.corpora.datasets import frame_classes, read_manifest
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, write_sound_atomic, write_text_atomic
 from vocal_melody.formats.writers import format_label
 from vocal_melody.labels import class_to_f0
-from vocal_melody.training.student import SETUPS, StudentData, build_unlabeled, load_teacher, view_audio
+from vocal_melody.lab.training.student import SETUPS, StudentData, build_unlabeled, load_teacher, view_audio
 
 
 FOLDER_FORMAT = "melody-training-folder/1"
@@ -91,7 +91,7 @@ def export_folder(folder: Path, sources: ExportSources, store: StudentData, labe
     # pseudo labels first: a bad unlabeled file fails before the folder is made
     unlabeled_data = build_unlabeled(unlabeled, store, load_teacher(sources.teacher), digest, sources.setup)
     writer = _FolderWriter(folder)
-    student_augmented = SETUPS[sources.setup][1]
+    student_augmented = SETUPS[sources.setup].student_augmented
     view = 0
     for track in tqdm(unlabeled, desc="export pseudo-labeled", unit="track", disable=not progress, file=sys.stderr):
         for samples in view_audio(track, store, student_augmented):

@@ -13,7 +13,7 @@ import numpy as np
 from vocal_melody.audio import check_audio_file, decode_audio, to_mono_rate
 from vocal_melody.cli import argtypes
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
-from vocal_melody.data.augment import HIGHEST_EFFECT_HZ, describe, rand_audio_augment
+from vocal_melody.lab.rand_audio_augment import HIGHEST_EFFECT_HZ, describe, rand_audio_augment
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import check_output_file, write_sound_atomic
 

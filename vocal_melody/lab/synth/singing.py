@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocal_melody.synth.contours import voiced_runs
-from vocal_melody.synth.world import WorldAnalysis, synthesize, warp_envelope
+from vocal_melody.lab.synth.contours import voiced_runs
+from vocal_melody.lab.synth.world import WorldAnalysis, synthesize, warp_envelope
 
 MIN_SYLLABLE_FRAMES = 6
 MAX_CONSONANT_FRAMES = 16

@@ -19,7 +19,6 @@ import csv
 import fnmatch
 import gzip
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -135,7 +134,8 @@ def licence_of(copyright_text: str, installed_path: str) -> str:
     if named:
         licence = min(named)[1]
         if licence == "GPL":
-            version = "3" if re.search(r"version 3|gpl-3", lower) else "2" if re.search(r"version 2|gpl-2", lower) else ""
+            version = ("3" if re.search(r"version 3|gpl-3", lower)
+                       else "2" if re.search(r"version 2|gpl-2", lower) else "")
             later = re.search(r"or later|later version|any later", lower) is not None
             licence = f"GPL-{version}{'+' if later else ''}" if version else "GPL"
         return licence

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from vocal_melody.errors import MelodyError
-from vocal_melody.synth import world
-from vocal_melody.synth.contours import Note, expressive_f0
-from vocal_melody.synth.mixing import SYNTH_RATE, label_frames, mix_at_ratio, voice_active
-from vocal_melody.synth.singing import sing
-from vocal_melody.synth.soundfont import Track, render
+from vocal_melody.lab.synth import world
+from vocal_melody.lab.synth.contours import Note, expressive_f0
+from vocal_melody.lab.synth.mixing import SYNTH_RATE, label_frames, mix_at_ratio, voice_active
+from vocal_melody.lab.synth.singing import sing
+from vocal_melody.lab.synth.soundfont import Track, render
 
 
 TWINKLE_C = [  # (scale degree as MIDI in C, beats) - "Twinkle, Twinkle, Little Star", public domain

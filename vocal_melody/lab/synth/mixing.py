@@ -8,8 +8,8 @@ import numpy as np
 
 from vocal_melody import features
 from vocal_melody.fileio import write_sound_atomic
-from vocal_melody.synth import world
-from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS, vibrato_cents
+from vocal_melody.lab.synth import world
+from vocal_melody.lab.synth.contours import VIBRATO_DEPTH_CENTS, vibrato_cents
 
 
 SYNTH_RATE = 16000

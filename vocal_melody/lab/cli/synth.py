@@ -33,22 +33,35 @@ import numpy as np
 from vocal_melody.cache import DEFAULT_CACHE_ROOT
 from vocal_melody.cli import argtypes
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
-from vocal_melody.data import music_pool
+from vocal_melody.lab.corpora import music_pool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
-from vocal_melody.synth.anasyn import anasyn, read_streams
-from vocal_melody.synth.compose import (DEFAULT_ACCOMPANIMENT_DIRS, DEFAULT_VOICE_DIRS, INSTRUMENTAL_SHARE, SPLITS,
+from vocal_melody.lab.synth.anasyn import anasyn, read_streams
+from vocal_melody.lab.synth.compose import (INSTRUMENTAL_SHARE, SPLITS,
                                         SourceCache,
                                         accompaniment_kind, check_corpus_settings, discover_sources, make_items,
                                         plan_tasks, vibrato_settings, write_manifest)
-from vocal_melody.synth.contours import VIBRATO_DEPTH_CENTS
-from vocal_melody.synth.demo import demo_song
-from vocal_melody.synth.mixing import SYNTH_RATE, write_audio
-from vocal_melody.synth.originals import original_mixes
-from vocal_melody.synth.real_corpora import mir1k_corpus, ssvd_mixes
-from vocal_melody.data.ssvd import NOTE_TOLERANCE_CENTS
+from vocal_melody.lab.synth.contours import VIBRATO_DEPTH_CENTS
+from vocal_melody.lab.synth.demo import demo_song
+from vocal_melody.lab.synth.mixing import SYNTH_RATE, write_audio
+from vocal_melody.lab.synth.originals import original_mixes
+from vocal_melody.lab.synth.real_corpora import mir1k_corpus, ssvd_mixes
+from vocal_melody.lab.corpora.ssvd import NOTE_TOLERANCE_CENTS
 from vocal_melody.audio import load_audio
+
+SHARED_DATA = Path(os.environ.get("VOCAL_MELODY_SHARED_DATA", "../shared/data"))
+"""The shared recordings: ``$VOCAL_MELODY_SHARED_DATA``, else a checkout's neighbour ``../shared/data`` seen from the
+working directory (run the commands from the checkout)."""
+DEFAULT_VOICE_DIRS = (SHARED_DATA / "voice", SHARED_DATA / "voice_research")
+DEFAULT_ACCOMPANIMENT_DIRS = (SHARED_DATA / "accompaniment",)
+DEFAULT_MIR1K = SHARED_DATA / "labeled_research" / "mir1k"
+DEFAULT_SSVD = SHARED_DATA / "voice_research" / "ssvd_v2"
+
+
+def _resolved(folders) -> list[Path]:
+    """Default folders as absolute paths, as corpus settings record them."""
+    return [Path(folder).resolve() for folder in folders]
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -102,6 +115,7 @@ def _add_vibrato_options(parser: argparse.ArgumentParser, what: str) -> None:
                         "on instrumental items): a vibrato alone is not a voice (default 0)")
     parser.add_argument("--vibrato-cents", nargs=2, type=argtypes.number(1.0, 200.0), metavar=("LOW", "HIGH"),
                         default=list(VIBRATO_DEPTH_CENTS), help="range of that vibrato's peak deviation in cents "
+
                         f"(default {VIBRATO_DEPTH_CENTS[0]:g} {VIBRATO_DEPTH_CENTS[1]:g}, the synthesized voices'; "
                         "string players' is narrower)")
 
@@ -121,7 +135,8 @@ def run_compose(args: argparse.Namespace) -> int:
         raise MelodyError("--instrumental-leads needs --music (the pool whose lead-instrument stems it cuts)")
     _check_vibrato_options(args)
     voice_dirs = _voice_dirs(args)
-    sources = discover_sources(voice_dirs, [Path(d) for d in (args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)])
+    accompaniment_dirs = [Path(d) for d in (args.accompaniment or _resolved(DEFAULT_ACCOMPANIMENT_DIRS))]
+    sources = discover_sources(voice_dirs, accompaniment_dirs)
     for split, group in (sources.held_out or {}).items():
         if not args.quiet:
             print(f"note: no voice of the {split} split among --voices: {group} is held out for it", file=sys.stderr)
@@ -136,7 +151,7 @@ def run_compose(args: argparse.Namespace) -> int:
             print(f"warning: {sources.pool.unscreened} tracks of {args.music} have no screening decision "
                   f"and are not used", file=sys.stderr)
     settings = {"seed": args.seed, "sample_rate": args.sample_rate, "voices": sorted(map(str, voice_dirs)),
-                "accompaniment": sorted(map(str, args.accompaniment or DEFAULT_ACCOMPANIMENT_DIRS)),
+                "accompaniment": sorted(map(str, args.accompaniment or _resolved(DEFAULT_ACCOMPANIMENT_DIRS))),
                 "music": str(Path(args.music).resolve()) if args.music else None,
                 "instrumental_share": args.instrumental_share if args.music else None}
     if args.instrumental_leads:  # recorded only when set: corpora made before the option stay resumable
@@ -170,7 +185,7 @@ def _print_corpus_summary(output_dir: Path, rows: list[dict]) -> None:
 
 def _voice_dirs(args: argparse.Namespace) -> list[Path]:
     """--voices (default: the shared voice folders), without the research-only ones under --no-research."""
-    voice_dirs = [Path(d) for d in (args.voices or DEFAULT_VOICE_DIRS)]
+    voice_dirs = [Path(d) for d in (args.voices or _resolved(DEFAULT_VOICE_DIRS))]
     return [d for d in voice_dirs if "research" not in d.name] if args.no_research else voice_dirs
 
 
@@ -191,10 +206,6 @@ def run_originals(args: argparse.Namespace) -> int:
         print(f"wrote {len(rows)} {kind} mixes ({minutes:.1f} min) of {len({r['voice'] for r in rows})} "
               f"{args.split}-split voices to {output_dir}; manifest {output_dir / 'manifest.csv'}", file=sys.stderr)
     return 0
-
-
-DEFAULT_MIR1K = Path("../shared/data/labeled_research/mir1k")
-DEFAULT_SSVD = Path("../shared/data/voice_research/ssvd_v2")
 
 
 def run_mir1k(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vocal_melody.audio import decode_audio, to_mono_rate
-from vocal_melody.data.datasets import read_label
+from vocal_melody.lab.corpora.datasets import read_label
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import AUDIO_EXTENSIONS
 

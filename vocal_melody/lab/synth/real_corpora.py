@@ -18,14 +18,14 @@ import numpy as np
 
 from vocal_melody import features, labels
 from vocal_melody.audio import load_audio
-from vocal_melody.data import mir1k, ssvd
-from vocal_melody.data.music_pool import MusicPool
+from vocal_melody.lab.corpora import mir1k, ssvd
+from vocal_melody.lab.corpora.music_pool import MusicPool
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import csv_text, ensure_output_dir, write_text_atomic
 from vocal_melody.formats.writers import format_label
-from vocal_melody.synth.compose import SourceCache, pool_excerpt
-from vocal_melody.synth.mixing import label_frames, mix_at_ratio, rms_db, write_audio
-from vocal_melody.synth.originals import singing_frames
+from vocal_melody.lab.synth.compose import SourceCache, pool_excerpt
+from vocal_melody.lab.synth.mixing import label_frames, mix_at_ratio, rms_db, write_audio
+from vocal_melody.lab.synth.originals import singing_frames
 
 SETTINGS_FILE = "corpus.json"
 

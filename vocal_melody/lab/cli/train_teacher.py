@@ -28,14 +28,14 @@ from vocal_melody import features
 from vocal_melody.bundle import read_bundle
 from vocal_melody.cli.argtypes import positive_int
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
-from vocal_melody.cli.training_options import (add_training_options, check_run_dir, filters_list, finish,
+from vocal_melody.lab.cli.training_options import (add_training_options, check_run_dir, filters_list, finish,
                                                labeled_tracks, prepare_environment, train_config,
                                                validation_sources)
-from vocal_melody.data.datasets import FeatureCache
+from vocal_melody.lab.corpora.datasets import FeatureCache
 from vocal_melody.errors import MelodyError
-from vocal_melody.training.distribute import make_strategy
-from vocal_melody.training.frames import load_frame_data, normalization_stats, supervised_batch
-from vocal_melody.training.loop import Trainer
+from vocal_melody.lab.training.distribute import make_strategy
+from vocal_melody.lab.training.frames import load_frame_data, normalization_stats, supervised_batch
+from vocal_melody.lab.training.loop import Trainer
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
