@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,27 @@ def save_random_bundle(path: Path, model_args: dict | None = None, seed: int = 0
 def tiny_bundle(tmp_path_factory) -> Path:
     """A randomly initialised width-reduced model bundle, saved once per session."""
     return save_random_bundle(tmp_path_factory.mktemp("weights") / "tiny.npz")
+
+
+def run_in_process(main, *args) -> subprocess.CompletedProcess:
+    """Run a command's ``main`` as its script would (exit code, stdout, stderr) but in this process, where
+    TensorFlow is already imported: a training smoke test then costs its training, not a new interpreter.
+    Keras' global state (graphs, the mixed-precision policy) is reset afterwards."""
+    import keras
+
+    from vocal_melody.cli.common import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run_cli(main, [str(a) for a in args])
+        except SystemExit as exit_info:
+            code = exit_info.code
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+            keras.backend.clear_session()
+    return subprocess.CompletedProcess([str(a) for a in args], code, out.getvalue(), err.getvalue())
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:

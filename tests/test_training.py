@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_MODEL, make_tone_corpus, save_random_bundle
+from conftest import ROOT, TINY_MODEL, make_tone_corpus, run_in_process, save_random_bundle
 
 from vocal_melody.bundle import read_bundle
 from vocal_melody.lab.corpora.datasets import FeatureCache, read_manifest
@@ -14,9 +14,17 @@ from vocal_melody.lab.corpora.datasets import FeatureCache, read_manifest
 TINY_ARGS = ["--filters", "4,4,4,4", "--lstm-units", "4", "--batch-size", "4", "-q"]
 
 
-def run_teacher(*args, timeout=240):
+def run_teacher(*args):
+    """train_teacher.py's work in this process (the script itself runs in the kill-and-resume test)."""
+    from vocal_melody.lab.cli import train_teacher
+
+    return run_in_process(train_teacher.main, *args)
+
+
+def run_teacher_script(*args):
+    """train_teacher.py in a process of its own (what must happen before TensorFlow starts)."""
     return subprocess.run([sys.executable, str(ROOT / "train_teacher.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=240)
 
 
 def test_teacher_lowers_its_loss(tmp_path):
@@ -65,9 +73,10 @@ def test_train_teacher_writes_a_bundle_the_cli_loads(tmp_path):
     assert 0.0 <= float(rows[-1]["OA"]) <= 1.0
     bundle = read_bundle(tmp_path / "teacher.npz")
     assert bundle.model_args == TINY_MODEL and bundle.config["training"]["role"] == "teacher"
-    out = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", str(tmp_path / "corpus/val"),
-                          "-w", str(tmp_path / "teacher.npz"), "-o", str(tmp_path / "out"), "-q"],
-                         capture_output=True, text=True, timeout=120)
+    from vocal_melody.cli import extract
+
+    out = run_in_process(extract.main, "-p", tmp_path / "corpus/val", "-w", tmp_path / "teacher.npz",
+                         "-o", tmp_path / "out", "-q")
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "out").iterdir())) == 2
 
@@ -153,8 +162,9 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path):
 @pytest.mark.heavy
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     manifest = make_tone_corpus(tmp_path / "corpus")
-    result = run_teacher("--train", manifest, "--run-dir", tmp_path / "run", "--steps-per-epoch", 2,
-                         "--max-epochs", 1, "--cpu-devices", 2, "--cache-dir", tmp_path / "cache", *TINY_ARGS[:-1])
+    result = run_teacher_script("--train", manifest, "--run-dir", tmp_path / "run", "--steps-per-epoch", 2,
+                                "--max-epochs", 1, "--cpu-devices", 2, "--cache-dir", tmp_path / "cache",
+                                *TINY_ARGS[:-1])
     assert result.returncode == 0, result.stderr
     assert "2 devices (MirroredStrategy)" in result.stderr
     assert (tmp_path / "run" / "best.npz").exists()
