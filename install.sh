@@ -32,7 +32,7 @@ if [ ! -x .venv/bin/python ]; then
         "$PYTHON" -m venv .venv
     fi
 fi
-EXTRAS="tf,training,synthesis,quantize,benchmarks,dev"
+EXTRAS="tf,plot,training,synthesis,quantize,benchmarks,dev"
 if [ "${1:-}" = "--all" ]; then
     EXTRAS="$EXTRAS,ray,jax,peers"
 elif [ "${1:-}" = "--peers" ]; then

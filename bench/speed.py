@@ -1,14 +1,19 @@
-"""Speed and memory benchmark: our CLI against Essentia's Melodia on the same audio, in one run.
+"""Speed and memory benchmark: our CLI, per model capacity and engine, against Essentia's Melodia on the same
+audio, in one run.
 
-    python bench/speed.py                  # 10-minute input, 3 runs each, plus a 60-minute memory run
-    python bench/speed.py --runs 5 --weights vocal_melody/weights/melody_crnn.npz
+    python bench/speed.py                                 # the shipped capacities, engine auto, 3 runs each
+    python bench/speed.py --models full tiny --engines int8 openvino tf --runs 5
+    python bench/speed.py --weights runs/x/best.npz       # one bundle instead of the shipped ones
 
 The inputs are MP3s (192 kbit/s, 44.1 kHz stereo) built by concatenating the songs of
 ../shared/data/songs (or, without them, synthesized songs) and cached in data/bench/speed/.
 Every figure is measured on a separate process, from start to exit (the output file written):
 wall time (median of --runs after one warm-up), peak RSS (the kernel's VmHWM), our real-time factor,
-and the model's windows per second alone (engine only, batches of 64). ``--peers`` (default: the installed ones
-of ``bench/peers.py``'s defaults) times each peer the same way, as a process that writes the tool's 10 ms format.
+and the model's windows per second alone (engine only, batches of 64); each capacity and engine also
+extracts a 60-minute file once, for its peak memory (``--skip-60``: not). A capacity this installation does
+not ship is timed with random weights of its widths (speed does not depend on the weights' values; such a
+bundle has no int8 model). ``--peers`` (default: the installed ones of ``bench/peers.py``'s defaults) times
+each peer the same way, as a process that writes the tool's 10 ms format.
 The first line names the CPU and its vector units.
 """
 
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.bundle import MODELS, model_weights, shipped_models
 from vocal_melody.cli import argtypes
 from vocal_melody.cli.common import OneLineParser, run_cli
 
@@ -145,45 +150,59 @@ def model_windows_per_second(weights: Path, engine: str, batches: int = 10) -> t
     return speed, engine_used
 
 
-def default_weights() -> Path:
-    if DEFAULT_WEIGHTS.exists():
-        return DEFAULT_WEIGHTS
-    # speed does not depend on weight values: a randomly initialised paper-size bundle
-    path = SPEED_DATA / "random_full_model.npz"
+def capacity_weights(model: str) -> tuple[Path, str]:
+    """The shipped bundle of a capacity, or a random bundle of its widths; and which of the two it is."""
+    if model in shipped_models():
+        return model_weights(model), "shipped"
+    path = SPEED_DATA / f"random_{model}_model.npz"
     if not path.exists():
-        from vocal_melody.model import save_random_bundle  # imports TensorFlow quietly
+        from vocal_melody.model import CAPACITIES, save_random_bundle  # imports TensorFlow quietly
 
         SPEED_DATA.mkdir(parents=True, exist_ok=True)
-        save_random_bundle(path, {"filters": [64, 128, 192, 256], "lstm_units": 256})
-    return path
+        filters, lstm_units = CAPACITIES[model]
+        save_random_bundle(path, {"filters": list(filters), "lstm_units": lstm_units})
+    return path, "random weights"
 
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None,
+                        help="capacities to time (default: the shipped ones)")
+    parser.add_argument("--weights", type=Path, default=None, help="time this bundle instead of --models")
+    parser.add_argument("--engines", nargs="+", choices=["auto", "int8", "openvino", "tf"], default=["auto"])
     parser.add_argument("--runs", type=argtypes.positive_int, default=3)
-    parser.add_argument("--engine", default="auto")
-    parser.add_argument("--skip-60", action="store_true", help="skip the 60-minute memory run")
+    parser.add_argument("--skip-60", action="store_true", help="skip the 60-minute memory runs")
     parser.add_argument("--peers", nargs="*", default=None, help="peers of bench/peers.py to time too "
                         "(default: the installed defaults; --peers with no name: none)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    weights = args.weights or default_weights()
+    if args.weights:
+        candidates = [(args.weights.stem, args.weights, "given")]
+    else:
+        candidates = [(model, *capacity_weights(model)) for model in args.models or shipped_models()]
     song = make_input(10)
+    long_song = None if args.skip_60 else make_input(60)
     python = sys.executable
+    rows, speeds = [], []
     with tempfile.TemporaryDirectory() as out:
-        ours = [python, str(ROOT / "melodyExtraction_NS.py"), "-p", str(song), "-o", out, "-w", str(weights),
-                "--engine", args.engine, "-q"]
         melodia = [python, "-c", MELODIA_SCRIPT, str(song), str(Path(out) / "melodia.txt")]
-        rows = []
-        our_wall, our_rss, our_walls = measure(ours, args.runs)
         mel_wall, mel_rss, mel_walls = measure(melodia, args.runs)
-        rows.append(("ours (CLI, 10 min)", our_wall, our_rss, our_walls))
-        rows.append(("Melodia (essentia, 10 min)", mel_wall, mel_rss, mel_walls))
+        rows.append(("Melodia (essentia)", "10 min", mel_wall, mel_rss, mel_walls))
+        for model, weights, origin in candidates:
+            for engine in args.engines:
+                ours = [python, str(ROOT / "melodyExtraction_NS.py"), "-p", str(song), "-o", out, "-w", str(weights),
+                        "--engine", engine, "-q"]
+                speed, engine_used = model_windows_per_second(weights, engine)
+                name = f"ours, {model} ({origin}), {engine_used}"
+                speeds.append((name, speed))
+                wall, rss, walls = measure(ours, args.runs)
+                rows.append((name, "10 min", wall, rss, walls))
+                if long_song is not None:
+                    long_command = ours[:3] + [str(long_song)] + ours[4:]
+                    rows.append((name, "60 min", *measure(long_command, 1)))
         from accuracy import load_peers  # bench/accuracy.py, beside this script
 
         peers = load_peers()
-
         asked = [p for p in peers.DEFAULT_PEERS if peers.missing_package(p) is None] if args.peers is None \
             else args.peers
         for peer in asked:
@@ -191,26 +210,18 @@ def main(argv=None) -> int:
                 raise SystemExit(f"error: peer {peer}: unknown or not installed (bash install.sh --peers)")
             command = [python, str(ROOT / "bench" / "peers.py"), peer, str(song), str(Path(out) / "peer.txt")]
             wall, rss, walls = measure(command, args.runs)
-            rows.append((f"{peer} (10 min)", wall, rss, walls))
-        if not args.skip_60:
-            long_song = make_input(60)
-            long_command = ours[:3] + [str(long_song)] + ours[4:]
-            wall60, rss60, walls60 = measure(long_command, 1)
-            rows.append(("ours (CLI, 60 min)", wall60, rss60, walls60))
-    speed, engine_used = model_windows_per_second(weights, args.engine)
+            rows.append((peer, "10 min", wall, rss, walls))
     print(f"CPU: {cpu_description()}")
-    print(f"input: {song.name} (600 s, MP3 44.1 kHz stereo); weights: {weights.name}; "
-          f"engine: {args.engine} ({engine_used})")
-    print("| command | wall s (median) | runs | real-time factor | peak RSS MB |")
-    print("|---|---|---|---|---|")
-    for name, wall, rss, walls in rows:
-        seconds = 3600 if "60 min" in name else 600
-        print(f"| {name} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {seconds / wall:.0f}x | {rss:.0f} |")
-    print(f"ours / Melodia wall-time ratio: {our_wall / mel_wall:.2f}")
-    for name, wall, _, _ in rows[2:]:
-        if "60 min" not in name:
-            print(f"{name.split(' (')[0]} / Melodia wall-time ratio: {wall / mel_wall:.2f}")
-    print(f"model alone: {speed:.0f} windows/s (batches of 64; a 10-minute song is 1,936 windows)")
+    print(f"input: {song.name} (600 s, MP3 44.1 kHz stereo)" + ("" if long_song is None else f" and {long_song.name}"))
+    print("| command | input | wall s (median) | runs | real-time factor | peak RSS MB | / Melodia |")
+    print("|---|---|---|---|---|---|---|")
+    for name, length, wall, rss, walls in rows:
+        seconds = 3600 if length == "60 min" else 600
+        ratio = f"{wall / mel_wall:.2f}" if length == "10 min" else ""
+        print(f"| {name} | {length} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {seconds / wall:.0f}x "
+              f"| {rss:.0f} | {ratio} |")
+    for name, speed in speeds:
+        print(f"model alone, {name}: {speed:.0f} windows/s (batches of 64; a 10-minute song is 1,936 windows)")
     return 0
 
 

@@ -9,34 +9,38 @@ import sys
 
 from conftest import ROOT, make_tone_corpus, save_random_bundle
 
-BLOCK_TENSORFLOW = """
+BLOCK = """
 import sys
-class NoTensorFlow:
+class NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, NoTensorFlow())
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, NotInstalled())
 """
 
 
-def run_blocked(code: str, cwd) -> subprocess.CompletedProcess:
+def run_blocked(code: str, cwd, blocked=("tensorflow", "keras")) -> subprocess.CompletedProcess:
+    """``code`` in a Python where the ``blocked`` packages cannot be imported, as if not installed."""
     # a cache folder of its own: a model converted earlier in the session would need no TensorFlow
     env = dict(os.environ, XDG_CACHE_HOME=str(cwd / "user-cache"))
-    return subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + code], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-c", BLOCK.format(blocked=tuple(blocked)) + code], capture_output=True,
+                          text=True, timeout=600, cwd=cwd, env=env)
 
 
-def extract(args: list[str]) -> str:
+def extract(args: list[str], watched=("tensorflow", "keras")) -> str:
+    """Code that runs the extraction command, then prints whether any ``watched`` package was imported."""
     return ("from vocal_melody.cli.common import run_cli\nfrom vocal_melody.cli.extract import main\n"
             f"try:\n    run_cli(main, {args!r})\n"
-            "finally:\n    print('tensorflow' in sys.modules or 'keras' in sys.modules)\n")
+            f"finally:\n    print(any(name in sys.modules for name in {tuple(watched)!r}))\n")
 
 
 def test_the_shipped_weights_extract_the_same_melody_without_tensorflow(tmp_path):
     song = str(ROOT / "audio" / "demo_song.wav")
-    blocked = run_blocked(extract(["-p", song, "-o", str(tmp_path / "blocked"), "-q"]), tmp_path)
+    blocked = run_blocked(extract(["-p", song, "-o", str(tmp_path / "blocked"), "-q"],
+                                  watched=("tensorflow", "keras", "matplotlib")),
+                          tmp_path, blocked=("tensorflow", "keras", "matplotlib"))
     assert blocked.returncode == 0, blocked.stderr
-    assert blocked.stdout.strip() == "False"  # neither imported
+    assert blocked.stdout.strip() == "False"  # none imported
     normal = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", song,
                              "-o", str(tmp_path / "normal"), "-q"], capture_output=True, text=True, timeout=600)
     assert normal.returncode == 0, normal.stderr
@@ -67,3 +71,12 @@ def test_a_training_command_without_its_extra_fails_in_one_line(tmp_path):
     assert not (tmp_path / "run" / "best.npz").exists()
     assert result.stderr.strip().splitlines() == [
         "error: this needs the tf extra (tensorflow is not installed): pip install 'vocal-melody[tf]'"]
+
+
+def test_plot_without_matplotlib_says_so_in_one_line(tmp_path):
+    song = str(ROOT / "audio" / "demo_song.wav")
+    result = run_blocked(extract(["-p", song, "-o", str(tmp_path / "out"), "--plot"]), tmp_path,
+                         blocked=("matplotlib",))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: --plot needs matplotlib: pip install 'vocal-melody[plot]'"
+    assert not (tmp_path / "out").exists()

@@ -21,12 +21,12 @@ synthesis, training, their commands). ``tests/test_layers.py`` enforces both.
 from __future__ import annotations
 
 __version__ = "0.2.0"
-__all__ = ["DEFAULT_WEIGHTS", "MelodyExtractor", "extract_melody", "__version__"]
+__all__ = ["DEFAULT_WEIGHTS", "MelodyExtractor", "extract_melody", "shipped_models", "__version__"]
 
 
 def __getattr__(name: str):
     # the public API on first use: importing a base module does not load the inference layer
-    if name in ("DEFAULT_WEIGHTS", "MelodyExtractor", "extract_melody"):
+    if name in ("DEFAULT_WEIGHTS", "MelodyExtractor", "extract_melody", "shipped_models"):
         from vocal_melody.inference import extractor
 
         return getattr(extractor, name)

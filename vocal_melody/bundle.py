@@ -28,10 +28,39 @@ from vocal_melody.labels import LABEL_DEFINITION
 
 BUNDLE_FORMAT = "vocal-melody-bundle/1"
 WEIGHTS_VARIABLE = "VOCAL_MELODY_WEIGHTS"
-DEFAULT_WEIGHTS = Path(os.environ.get(WEIGHTS_VARIABLE)
-                       or Path(__file__).resolve().parent / "weights" / "melody_crnn.npz")
+WEIGHTS_FOLDER = Path(__file__).resolve().parent / "weights"
+MODELS = {"full": "melody_crnn.npz", "small": "melody_crnn_small.npz", "tiny": "melody_crnn_tiny.npz"}
+"""Model capacities (``--model``) and their bundles in the package: ``full`` is the paper's CRNN, the others are
+narrower students distilled from it (their widths are in their bundles; the model card says what each costs)."""
+DEFAULT_MODEL = "full"
+DEFAULT_WEIGHTS = Path(os.environ.get(WEIGHTS_VARIABLE) or WEIGHTS_FOLDER / MODELS[DEFAULT_MODEL])
 """The shipped model (package data), used when no ``-w`` is given; the environment variable overrides it."""
 TRAIN_HINT = "train one with `python train_teacher.py`, or name an existing .npz bundle"
+
+
+def shipped_models() -> list[str]:
+    """The capacities whose bundles this installation holds (``full`` first)."""
+    return [name for name, file in MODELS.items()
+            if (DEFAULT_WEIGHTS if name == DEFAULT_MODEL else WEIGHTS_FOLDER / file).is_file()]
+
+
+def model_weights(model: str | None = None, weights: str | os.PathLike | None = None) -> Path:
+    """The bundle to load: ``weights`` if given, else the shipped bundle of capacity ``model`` (default ``full``).
+
+    One-line errors for both at once, an unknown capacity, and one this installation does not ship.
+    """
+    if weights is not None and model is not None:
+        raise MelodyError("give a weights file or a model capacity, not both")
+    if weights is not None:
+        return Path(weights)
+    model = model or DEFAULT_MODEL
+    if model not in MODELS:
+        raise MelodyError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
+    path = DEFAULT_WEIGHTS if model == DEFAULT_MODEL else WEIGHTS_FOLDER / MODELS[model]
+    if not path.is_file():
+        raise MelodyError(f"model {model!r} is not shipped with this version (shipped: "
+                          f"{', '.join(shipped_models()) or 'none'})")
+    return path
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocal_melody.batch import FileOptions, extract_locally, plan_jobs
-from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.bundle import model_weights
 from vocal_melody.errors import MelodyError
 from vocal_melody.fileio import collect_audio_files, ensure_output_dir
 from vocal_melody.inference.extractor import DEFAULT_BATCH_SIZE, MelodyExtractor
-from vocal_melody.runtime import configure_runtime, require_gpus
+from vocal_melody.runtime import PLOT_EXTRA_HINT, configure_runtime, matplotlib_available, require_gpus
 
 
 @dataclass
@@ -24,7 +24,10 @@ class ExtractionRequest:
 
     inputs: list[str]
     output_dir: str = "./results/"
-    weights: str = field(default_factory=lambda: str(DEFAULT_WEIGHTS))
+    weights: str | None = None
+    """A bundle file; None: the shipped bundle of ``model``."""
+    model: str | None = None
+    """A shipped capacity (``full``, the default, or a distilled smaller one); only without ``weights``."""
     engine: str = "auto"
     gpu_index: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -41,11 +44,14 @@ class ExtractionRequest:
 def extract_files(request: ExtractionRequest) -> int:
     """Write the melody of every input; one ``error:`` line per bad input; returns the exit code (0 all written,
     1 any failure). Raises :class:`MelodyError` when nothing can start (no input, unusable weights)."""
+    if request.plot and not matplotlib_available():
+        raise MelodyError(f"--plot needs matplotlib: {PLOT_EXTRA_HINT}")
     configure_runtime(request.gpu_index, request.verbose)
     # a GPU is TensorFlow's: with -gpu, "auto" means the TensorFlow engine on that GPU
     engine = "tf" if request.engine == "auto" and request.gpu_index is not None else request.engine
     require_gpus(request.gpu_index)
-    extractor = MelodyExtractor(request.weights, batch_size=request.batch_size, engine=engine)
+    weights = str(model_weights(request.model, request.weights))
+    extractor = MelodyExtractor(weights, batch_size=request.batch_size, engine=engine)
     inputs, problems = collect_audio_files(request.inputs, recursive=request.recursive)
     if not inputs:
         raise MelodyError("; ".join(problems))
@@ -62,7 +68,7 @@ def extract_files(request: ExtractionRequest) -> int:
     if request.ray is not None:
         from vocal_melody.ray_batch import extract_on_ray
 
-        results = extract_on_ray(jobs, request.file_options, request.weights, engine, request.batch_size,
+        results = extract_on_ray(jobs, request.file_options, weights, engine, request.batch_size,
                                  request.ray)
     else:
         results = extract_locally(jobs, request.file_options, extractor, request.debug, progress)

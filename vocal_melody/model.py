@@ -34,6 +34,11 @@ from vocal_melody.labels import N_CLASSES  # noqa: E402
 
 PAPER_FILTERS = (64, 128, 192, 256)
 PAPER_LSTM_UNITS = 256
+CAPACITIES = {"full": (PAPER_FILTERS, PAPER_LSTM_UNITS),
+              "small": ((32, 64, 96, 128), 128),
+              "tiny": ((16, 32, 48, 64), 64)}
+"""(filters, LSTM units) of each model capacity (``--model``; their bundles: :data:`vocal_melody.bundle.MODELS`):
+the paper's widths, half and a quarter of them."""
 L2_WEIGHT = 1e-5
 LEAKY_SLOPE = 0.01
 POOL_FREQUENCY = 4

@@ -53,6 +53,16 @@ def import_tensorflow_quietly() -> None:
 
 
 TF_EXTRA_HINT = "pip install 'vocal-melody[tf]'"
+PLOT_EXTRA_HINT = "pip install 'vocal-melody[plot]'"
+
+
+def matplotlib_available() -> bool:
+    """Whether matplotlib can be imported (``--plot`` needs it; extraction does not)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def tensorflow_available() -> bool:

@@ -12,7 +12,7 @@ import argparse
 from typing import Sequence
 
 from vocal_melody.batch import FileOptions
-from vocal_melody.bundle import DEFAULT_WEIGHTS
+from vocal_melody.bundle import MODELS
 from vocal_melody.cli.argtypes import batch_size, gpu_indices, odd_kernel, voicing_rule
 from vocal_melody.cli.common import OneLineParser, program_name, run_cli
 from vocal_melody.extraction import ExtractionRequest, extract_files
@@ -32,8 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder for pitch_NAME.EXT.txt files (default: ./results/)")
     parser.add_argument("-gpu", "--gpu_index", type=gpu_indices, default=None,
                         help="GPU index (e.g. 0 or 0,1); CPU when omitted")
-    parser.add_argument("-w", "--weights", default=str(DEFAULT_WEIGHTS),
-                        help="weights bundle (.npz; default: the shipped weights)")
+    parser.add_argument("-w", "--weights", default=None,
+                        help="weights bundle (.npz; default: the shipped bundle of --model)")
+    parser.add_argument("--model", choices=list(MODELS), default=None,
+                        help="shipped model capacity: full (the paper's CRNN, default) or a smaller, faster "
+                             "student distilled from it, where this version ships one")
     parser.add_argument("--median-filter", type=odd_kernel, default=0, metavar="N",
                         help="median-filter the f0 track with an odd kernel N (authors' evaluation: 5)")
     parser.add_argument("--subbin", action="store_true",
@@ -74,6 +77,7 @@ def request_from(args: argparse.Namespace) -> ExtractionRequest:
                           voicing_threshold=args.voicing_threshold, format=args.format,
                           progress=not args.quiet and args.ray is None)
     return ExtractionRequest(inputs=list(args.filepath), output_dir=args.output_dir, weights=args.weights,
+                             model=args.model,
                              engine=args.engine, gpu_index=args.gpu_index, batch_size=args.batch_size,
                              file_options=options, plot=args.plot, recursive=args.recursive,
                              skip_existing=args.skip_existing, ray=args.ray, quiet=args.quiet, verbose=args.verbose,

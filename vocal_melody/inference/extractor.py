@@ -16,12 +16,13 @@ import numpy as np
 
 from vocal_melody import features, labels
 from vocal_melody.audio import stream_audio
-from vocal_melody.bundle import DEFAULT_WEIGHTS, Bundle, read_bundle
+from vocal_melody.bundle import DEFAULT_WEIGHTS, Bundle, model_weights, read_bundle, shipped_models
 from vocal_melody.errors import MelodyError
 from vocal_melody.inference.decoding import decode, median_smoothed, pitch_guess
 from vocal_melody.inference.engines import ENGINES, Engine, in_batches, make_engine
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_BATCH_SIZE", "MelodyExtractor", "extract_melody", "prepare_audio"]
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_BATCH_SIZE", "MelodyExtractor", "extract_melody", "prepare_audio",
+           "shipped_models"]
 
 
 DEFAULT_BATCH_SIZE = 64
@@ -32,16 +33,18 @@ class MelodyExtractor:
     """A loaded model, reused for every file of a batch.
 
     ``weights`` is a bundle path (see :mod:`vocal_melody.bundle`) or an already
-    read :class:`Bundle`. ``engine`` is one of :data:`vocal_melody.inference.engines.ENGINES`:
+    read :class:`Bundle`; without it, ``model`` names a shipped capacity (``"full"``,
+    the paper's CRNN and the default, or a smaller distilled one: :func:`shipped_models`).
+    ``engine`` is one of :data:`vocal_melody.inference.engines.ENGINES`:
     ``"auto"`` (the bundle's int8 model if shipped, else OpenVINO, else
     TensorFlow), ``"int8"``, ``"openvino"`` or ``"tf"`` (the float32
     reference). The engine is created on first use.
     """
 
-    def __init__(self, weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
-                 batch_size: int = DEFAULT_BATCH_SIZE, engine: str = "auto") -> None:
+    def __init__(self, weights: str | os.PathLike | Bundle | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, engine: str = "auto", model: str | None = None) -> None:
         self.bundle = weights if isinstance(weights, Bundle) else read_bundle(
-            weights, expected_features=features.FEATURE_DEFINITION)
+            model_weights(model, weights), expected_features=features.FEATURE_DEFINITION)
         expected_shape = (features.WINDOW_FRAMES, features.N_BINS)
         if self.bundle.mean.shape != expected_shape:
             raise MelodyError(f"{self.bundle.path}: normalisation statistics have shape "
@@ -137,18 +140,20 @@ def _signal_stats(blocks) -> tuple[int, float, float, bool, list[np.ndarray] | N
 
 
 def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
-                   weights: str | os.PathLike | Bundle = DEFAULT_WEIGHTS,
+                   weights: str | os.PathLike | Bundle | None = None,
                    median_filter: int = 0, subbin: bool = False,
                    voicing_threshold: float | str | None = "tuned",
                    extractor: MelodyExtractor | None = None,
-                   progress: bool = False, unvoiced_pitch: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   progress: bool = False, unvoiced_pitch: bool = False,
+                   model: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vocal melody of a song: ``(times, f0, confidence)``, one value per 10 ms frame.
 
     ``audio`` is a file path or a numpy array (samples, or samples x
     channels) with its ``sample_rate``. ``times`` are frame centres (0.00,
     0.01, ...) covering exactly the audio, ``f0`` is in Hz with 0 for no
     voice, ``confidence`` is the model's voicing probability. Pass an
-    ``extractor`` to reuse a loaded model across calls.
+    ``extractor`` to reuse a loaded model across calls; ``model`` picks a shipped capacity
+    (see :class:`MelodyExtractor`) when no ``weights`` are given.
 
     ``voicing_threshold``: ``"tuned"`` (default) uses the threshold on
     ``1 - p(no voice)`` chosen on validation data when the weights were
@@ -176,7 +181,7 @@ def extract_melody(audio: str | os.PathLike | np.ndarray, sample_rate: int | Non
         # power_to_db(ref=max) turns digital silence into a flat 0 dB (loudest)
         # spectrogram the model never saw; silence has no voice by definition
         return times, np.zeros(n_frames), np.zeros(n_frames)
-    extractor = extractor or MelodyExtractor(weights)
+    extractor = extractor or MelodyExtractor(weights, model=model)
     pad_value = float(features.db_with_reference(np.array([smallest]), largest)[0])
     chunks = _ChunkPipeline(extractor, pad_value, subbin, extractor.voicing_threshold(voicing_threshold),
                              unvoiced_pitch)

@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start the student from the teacher's weights (default) or from scratch")
     parser.add_argument("--filters", type=filters_list, default=None, help="student width (default: the teacher's)")
     parser.add_argument("--lstm-units", type=positive_int, default=None)
+    parser.add_argument("--capacity", choices=["full", "small", "tiny"], default=None,
+                        help="student widths of a model capacity (vocal_melody.model.CAPACITIES), instead of "
+                             "--filters and --lstm-units: a smaller student of the teacher is its distillation")
     add_training_options(parser)
     for action in parser._actions:  # --export writes a folder and trains nothing
         if action.dest == "run_dir":
@@ -312,6 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         training_folder_info(Path(args.data), Path(args.teacher))
     if not args.data and not args.prepare_only and not (args.val or args.labeled):
         raise MelodyError("validation data needed: give --labeled (its val split) or --val")
+    if args.capacity and (args.filters or args.lstm_units):
+        raise MelodyError("--capacity sets the student's widths: leave out --filters and --lstm-units")
+    if args.capacity:
+        from vocal_melody.model import CAPACITIES  # imports TensorFlow
+
+        filters, args.lstm_units = CAPACITIES[args.capacity]
+        args.filters = list(filters)
     if args.freeze_backbone and (args.init == "scratch" or args.filters or args.lstm_units):
         raise MelodyError("--freeze-backbone keeps the teacher's ResNet blocks: leave out --init scratch, "
                           "--filters and --lstm-units")

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A smaller capacity (--model small / tiny) distilled from the shipped full model: one command.
+#
+#   bash scripts/distill.sh tiny        # MINUTES=90 per call; rerun (it resumes) until it prints "done"
+#
+# The student has the full model's input, labels and decoding with narrower layers (small: half the
+# filters and LSTM units, tiny: a quarter; vocal_melody.model.CAPACITIES), starts from scratch and learns
+# as the paper's Noisy Student (setup ns: it hears randAudioAugment-ed audio): ground-truth labels on the
+# labeled corpora (MIR-1K and SSVD training singers, the synthesized corpus over training-package music,
+# training-package instrumental music) and the
+# shipped model's pseudo labels (its tuned voicing threshold) on real unlabeled songs (../shared/data/songs and
+# the sung tracks of the training packages). It is chosen on the mostly-real validation groups, as the full
+# model (docs/experiments/2026-12-03-real-singing.md). Redo it from whichever full model is shipped last.
+# Checkpoints: runs/distill_MODEL/; a run started elsewhere goes on from checkpoints/distill_MODEL/{last,best}.npz.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+MODEL=${1:?usage: bash scripts/distill.sh small|tiny}
+MINUTES=${MINUTES:-90}
+TEACHER=${TEACHER:-vocal_melody/weights/melody_crnn.npz}
+case "$MODEL" in
+    small | tiny) ;;
+    *) echo "error: unknown capacity $MODEL (small or tiny)" >&2; exit 2 ;;
+esac
+RUN_DIR=runs/distill_$MODEL
+CARRIED=checkpoints/distill_$MODEL  # a run carried across machines: its last and best bundles, committed
+if [ ! -f "$RUN_DIR/iter1/last.npz" ] && [ -f "$CARRIED/last.npz" ]; then
+    mkdir -p "$RUN_DIR/iter1"
+    cp "$CARRIED/last.npz" "$RUN_DIR/iter1/last.npz"
+    [ -f "$CARRIED/best.npz" ] && cp "$CARRIED/best.npz" "$RUN_DIR/iter1/best.npz"
+fi
+
+bash scripts/real_corpora.sh
+TRAIN="data/mir1k/manifest.csv data/ssvd/manifest.csv data/synth_music/manifest.csv data/instrumental_train/manifest.csv"
+VAL="data/mir1k/manifest.csv data/ssvd/manifest.csv data/synth_music/manifest.csv data/instrumental_val/manifest.csv"
+
+if [ ! -f "$RUN_DIR/iterations.csv" ]; then
+    RESUME=$([ -f "$RUN_DIR/iter1/last.npz" ] && echo --resume || true)
+    # shellcheck disable=SC2046,SC2086
+    $PY train_student.py --teacher "$TEACHER" --setup ns --iterations 1 --init scratch --capacity "$MODEL" \
+        --labeled $TRAIN --val $VAL --val-mean groups \
+        --unlabeled ../shared/data/songs $($PY scripts/screen_music.py data/music --list voice --split train) \
+        --pseudo-voicing tuned --run-dir "$RUN_DIR" --mixed-precision bf16 --voicing-loss-weight 1 \
+        --steps-per-epoch 250 --patience 6 --seed 0 --lr 1e-3 --max-minutes "$MINUTES" $RESUME
+fi
+if [ ! -f "$RUN_DIR/iterations.csv" ]; then
+    echo "$RUN_DIR: still training; rerun this script to continue"
+    exit 0
+fi
+echo "done: $RUN_DIR/iter1/best.npz. Score it and the shipped model by the same rule:"
+echo "  $PY scripts/validation_report.py $RUN_DIR/iter1/best.npz --val $VAL --val-mean groups --thresholds 0.2 0.95 0.05"
+echo "ship it as vocal_melody/weights/melody_crnn_$MODEL.npz only if it is within 0.02 OA of the full model there; then"
+echo "  $PY scripts/quantize_weights.py -w vocal_melody/weights/melody_crnn_$MODEL.npz --calibration data/synth_music/manifest.csv"
