@@ -101,8 +101,8 @@ class TFEngine:
     name = "tf"
 
     SUB_BATCH = 8
-    """Windows per graph call: eager Keras held about 100 MB per window (6.8 GB at the default batch of 64); a
-    compiled graph of 8 windows peaks near 1.2 GB in all, at the same speed."""
+    """Windows per graph call, every call the same shape (the last padded): eager Keras held about 100 MB per
+    window (6.8 GB at the default batch of 64); one XLA-compiled graph of 8 windows holds the least."""
 
     def __init__(self, bundle: Bundle) -> None:
         if not tensorflow_available():
@@ -112,15 +112,18 @@ class TFEngine:
         from vocal_melody.model import model_from_bundle
 
         self.model = model_from_bundle(bundle)
-        shape = [None, *self.model.input_shape[1:]]
-        self._predict = tf.function(lambda batch: self.model(batch, training=False),
-                                    input_signature=[tf.TensorSpec(shape, tf.float32)])
+        self._shape = tuple(self.model.input_shape[1:])
+        self._predict = tf.function(lambda batch: self.model(batch, training=False), jit_compile=True,
+                                    input_signature=[tf.TensorSpec((self.SUB_BATCH, *self._shape), tf.float32)])
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.asarray(windows, dtype=np.float32)
+        windows = np.asarray(windows, dtype=np.float32).reshape(-1, *self._shape)
+        n = len(windows)
+        if n % self.SUB_BATCH:  # one compiled shape: pad with copies of the last window, cut after
+            windows = np.concatenate([windows, np.repeat(windows[-1:], self.SUB_BATCH - n % self.SUB_BATCH, 0)])
         parts = [np.asarray(self._predict(windows[i:i + self.SUB_BATCH]), dtype=np.float32)
                  for i in range(0, len(windows), self.SUB_BATCH)]
-        return np.concatenate(parts) if parts else np.zeros((0, *self.model.output_shape[1:]), np.float32)
+        return np.concatenate(parts)[:n] if parts else np.zeros((0, *self.model.output_shape[1:]), np.float32)
 
 
 @contextlib.contextmanager
