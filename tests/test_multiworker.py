@@ -12,6 +12,8 @@ from conftest import ROOT, make_tone_corpus
 
 from vocal_melody.bundle import read_bundle
 
+pytestmark = pytest.mark.xdist_group("clusters")  # one worker starts the local clusters, one at a time
+
 # plain SGD: Adam's first steps move every weight by about the learning rate whatever the gradient's
 # size, which would hide a wrongly scaled or wrongly shared gradient
 ARGS = ["--filters", "4,4,4,4", "--lstm-units", "4", "--batch-size", "8", "--steps-per-epoch", "3",

@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, harmonic_tone, save_random_bundle, write_wav
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("clusters")  # one worker starts the local clusters, one at a time
 # Ray >= 2.59 turns token authentication on for clusters started here: every process gets the token
 ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(16).hex())
 RAY = str(shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray")
