@@ -310,6 +310,12 @@ def test_freeze_backbone_trains_only_the_bilstm_and_the_output_layer(tmp_path):
     assert unfrozen.returncode == 1 and "Traceback" not in unfrozen.stderr
     assert "trained with --freeze-backbone" in unfrozen.stderr
     assert (tmp_path / "head" / "last.npz").read_bytes() == before
+    # nor with another validation mean: its best score so far would be compared with a mean of another kind
+    regrouped = run_teacher("--train", manifest, "--steps-per-epoch", 3, "--max-epochs", 2, "--cache-dir",
+                            tmp_path / "cache", "--run-dir", tmp_path / "head", "--resume", "--freeze-backbone",
+                            "--val-mean", "groups", *TINY_ARGS)
+    assert regrouped.returncode == 1 and "validated with --val-mean tracks" in regrouped.stderr
+    assert regrouped.stderr.count("\n") == 1 and (tmp_path / "head" / "last.npz").read_bytes() == before
 
 
 def test_freeze_backbone_needs_a_trained_model_to_keep(tmp_path):

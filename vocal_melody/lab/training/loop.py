@@ -214,6 +214,9 @@ class Trainer:
             # the other way round would train (or freeze) the ResNet blocks halfway through a run
             wanted = "with" if recorded.get("freeze_backbone") else "without"
             raise MelodyError(f"{self.last_path} was trained {wanted} --freeze-backbone; resume it {wanted} it")
+        chosen_by = recorded.get("val_mean", "tracks")
+        if chosen_by != self.config.val_mean:  # its best score so far was a mean of another kind
+            raise MelodyError(f"{self.last_path} was validated with --val-mean {chosen_by}; resume it with the same")
         self.model.set_weights(bundle.weights)
         self.mean, self.std = bundle.mean, bundle.std
         optimizer_state = [bundle.extra[k] for k in sorted(bundle.extra) if k.startswith("opt_")]
