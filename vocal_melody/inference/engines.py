@@ -102,7 +102,7 @@ class TFEngine:
 
     SUB_BATCH = 8
     """Windows per graph call, every call the same shape (the last padded): eager Keras held about 100 MB per
-    window (6.8 GB at the default batch of 64); one XLA-compiled graph of 8 windows holds the least."""
+    window (6.8 GB at the default batch of 64); on CPUs one XLA-compiled graph of 8 windows holds the least."""
 
     def __init__(self, bundle: Bundle) -> None:
         if not tensorflow_available():
@@ -113,7 +113,8 @@ class TFEngine:
 
         self.model = model_from_bundle(bundle)
         self._shape = tuple(self.model.input_shape[1:])
-        self._predict = tf.function(lambda batch: self.model(batch, training=False), jit_compile=True,
+        on_cpu = not tf.config.list_logical_devices("GPU")  # GPUs keep the plain graph: XLA there needs ptxas
+        self._predict = tf.function(lambda batch: self.model(batch, training=False), jit_compile=on_cpu,
                                     input_signature=[tf.TensorSpec((self.SUB_BATCH, *self._shape), tf.float32)])
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
