@@ -41,6 +41,7 @@ from vocal_melody.cli.common import OneLineParser, run_cli
 from vocal_melody.errors import MelodyError
 from vocal_melody.evaluation import METRICS, mean_scores
 from vocal_melody.fileio import csv_text, write_text_atomic
+from vocal_melody.inference.engines import ENGINES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,11 +119,11 @@ def unlabeled_files(args) -> list[str]:
     return files
 
 
-def voiced_fraction(bundle: Path, files: list[str]) -> dict[str, float]:
+def voiced_fraction(bundle: Path, files: list[str], engine: str = "auto") -> dict[str, float]:
     """The share of frames the teacher calls voiced, per file."""
     from vocal_melody.inference.extractor import MelodyExtractor, extract_melody
 
-    extractor = MelodyExtractor(bundle)
+    extractor = MelodyExtractor(bundle, engine=engine)
     return {path: float(np.mean(extract_melody(path, extractor=extractor)[1] > 0)) for path in files}
 
 
@@ -153,7 +154,7 @@ def experiment_models(args, teacher: Path, marked: bool) -> dict[str, tuple[Path
         from vocal_melody.lab.corpora.datasets import unlabeled_folder
 
         instrumental = [str(t.audio) for t in unlabeled_folder(args.instrumental)]
-        voicing = voiced_fraction(teacher, vocal + instrumental)
+        voicing = voiced_fraction(teacher, vocal + instrumental, args.engine)
         kept = [path for path in vocal + instrumental if voicing[path] >= args.min_voiced]
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / "filter.csv", "file,voiced,kept\n" + "".join(
@@ -223,7 +224,7 @@ def score_track(extractor, audio: Path, label) -> dict[str, float]:
     return melody_scores(ref_times, reference, times, f0)
 
 
-def score_models(models: dict[str, tuple[Path, bool]], sets: dict, folder: Path) -> list[dict]:
+def score_models(models: dict[str, tuple[Path, bool]], sets: dict, folder: Path, engine: str = "auto") -> list[dict]:
     """Per-track rows of every model on every set (cached per model in ``folder/scores``)."""
     from vocal_melody.inference.extractor import MelodyExtractor
 
@@ -233,7 +234,7 @@ def score_models(models: dict[str, tuple[Path, bool]], sets: dict, folder: Path)
         if cache.exists() and cache.stat().st_mtime >= bundle.stat().st_mtime:
             rows += [{**r, **{m: float(r[m]) for m in METRICS}} for r in csv.DictReader(open(cache))]
             continue
-        extractor = MelodyExtractor(bundle)
+        extractor = MelodyExtractor(bundle, engine=engine)
         model_rows = [{"model": name, "set": set_name, "track": track, **score_track(extractor, audio, label)}
                       for set_name, tracks in sets.items() for track, audio, label in tracks]
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +312,8 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--train-options", default="--mixed-precision bf16",
                         help="extra options for the trainers (default: bf16 mixed precision)")
     parser.add_argument("--seed", type=argtypes.seed, default=0)
+    parser.add_argument("--engine", choices=list(ENGINES), default="auto",
+                        help="engine that scores the models (auto: OpenVINO, converted once per model)")
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -325,7 +328,7 @@ def main(argv=None) -> int:
     models = experiment_models(args, teacher, marked)
     folder = Path(args.out) / args.experiment
     folder.mkdir(parents=True, exist_ok=True)
-    rows = score_models(models, evaluation_sets(args), folder)
+    rows = score_models(models, evaluation_sets(args), folder, args.engine)
     write_text_atomic(folder / "tracks.csv", _csv(rows))
     table = means_table(rows, models)
     write_text_atomic(folder / "results.md", table)
