@@ -62,7 +62,8 @@ def connect(address: str) -> None:
     environment = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT),
                                                                             os.environ.get("PYTHONPATH")]))}}
     try:
-        ray.init(address=None if address == "local" else address, runtime_env=environment,
+        # "local" starts this machine's own instance; None would join the cluster last started here, or a stale one
+        ray.init(address=address, runtime_env=environment,
                  include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise MelodyError(f"--ray {address}: cannot join the Ray cluster ({type(error).__name__}: "
