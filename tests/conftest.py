@@ -21,6 +21,17 @@ os.environ.setdefault("VOCAL_MELODY_SHARED_DATA", str(SHARED_DATA))  # the comma
 TINY_MODEL = {"filters": [4, 4, 4, 4], "lstm_units": 4}
 
 
+@pytest.fixture
+def one_cluster_at_a_time():
+    """Cluster tests wait for each other across xdist workers: `ray stop --force` ends every Ray on the machine."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "vocal-melody-test-clusters.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(autouse=True, scope="session")
 def user_cache_folder(tmp_path_factory):
     """Converted models go to the user's cache folder: one for the session, not the real home."""

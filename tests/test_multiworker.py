@@ -12,7 +12,8 @@ from conftest import ROOT, make_tone_corpus
 
 from vocal_melody.bundle import read_bundle
 
-pytestmark = pytest.mark.xdist_group("clusters")  # one worker starts the local clusters, one at a time
+# one worker runs the local clusters (xdist --dist loadgroup); the lock holds where it does not
+pytestmark = [pytest.mark.xdist_group("clusters"), pytest.mark.usefixtures("one_cluster_at_a_time")]
 
 # plain SGD: Adam's first steps move every weight by about the learning rate whatever the gradient's
 # size, which would hide a wrongly scaled or wrongly shared gradient

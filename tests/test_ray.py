@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT, harmonic_tone, save_random_bundle, write_wav
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.xdist_group("clusters")  # one worker starts the local clusters, one at a time
+# one worker runs the local clusters (xdist --dist loadgroup); the lock holds where it does not
+pytestmark = [pytest.mark.xdist_group("clusters"), pytest.mark.usefixtures("one_cluster_at_a_time")]
 # Ray >= 2.59 turns token authentication on for clusters started here: every process gets the token
 ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.urandom(16).hex())
 RAY = str(shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray")
@@ -118,7 +119,7 @@ def test_an_unreachable_cluster_is_one_line(songs, tmp_path):
 
 
 @pytest.mark.heavy
-def test_pseudo_labels_on_ray_fill_the_cache_the_local_run_would(tmp_path):
+def test_pseudo_labels_on_ray_fill_the_cache_the_local_run_would(tmp_path, two_node_cluster):
     from conftest import make_tone_corpus
 
     make_tone_corpus(tmp_path / "corpus", n_train=3, n_val=1)
@@ -128,8 +129,9 @@ def test_pseudo_labels_on_ray_fill_the_cache_the_local_run_would(tmp_path):
     local = subprocess.run([*base, "--cache-dir", str(tmp_path / "local")], capture_output=True, text=True, env=ENV,
                            timeout=300)
     assert local.returncode == 0, local.stderr
-    on_ray = subprocess.run([*base, "--cache-dir", str(tmp_path / "ray"), "--ray"], capture_output=True, text=True,
-                            env=ENV, timeout=300)
+    # on the started cluster: a Ray instance of the command's own once missed its 30-s start beside the other tests
+    on_ray = subprocess.run([*base, "--cache-dir", str(tmp_path / "ray"), "--ray", two_node_cluster],
+                            capture_output=True, text=True, env=ENV, timeout=300)
     assert on_ray.returncode == 0, on_ray.stderr
 
     def entries(folder):
