@@ -37,10 +37,13 @@ def melody_scores(ref_times: np.ndarray, ref_f0: np.ndarray,
 
 
 def mean_scores(per_track: list[dict[str, float]]) -> dict[str, float]:
-    """Average of each metric over tracks (the paper's per-track mean)."""
-    if not per_track:
-        return {name: float("nan") for name in METRICS}
-    return {name: float(np.mean([scores[name] for scores in per_track])) for name in METRICS}
+    """Average of each metric over tracks (the paper's per-track mean); a track's NaN (a metric it does not
+    define) is left out, and a metric no track defines is NaN."""
+    def mean(values: list[float]) -> float:
+        defined = [value for value in values if not np.isnan(value)]
+        return float(np.mean(defined)) if defined else float("nan")
+
+    return {name: mean([scores[name] for scores in per_track]) for name in METRICS}
 
 
 def group_mean_scores(per_track: list[dict[str, float]], groups: list[str]) -> dict[str, float]:
@@ -66,7 +69,7 @@ def check_pair(ref_path: Path, ref_times: np.ndarray, ref_f0: np.ndarray, est_pa
                  "(milliseconds or frame numbers?)")
     if not (ref_f0 > 0).any():
         warn(f"{ref_path}: the reference has no voiced frame: voicing recall and raw pitch are not defined "
-             "(mir_eval reports 0)")
+             "(mir_eval reports 1 and 0)")
     if est_times[-1] < 0.9 * ref_times[-1]:
         warn(f"{est_path}: the estimate ends at {est_times[-1]:.2f} s, the reference at {ref_times[-1]:.2f} s; "
              "the rest is scored as unvoiced")

@@ -70,9 +70,17 @@ def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray,
     for reference, probabilities in zip(references, activations):
         estimate = class_to_f0(np.argmax(probabilities, axis=1))
         times = features.frame_times(len(reference))
-        scores.append(melody_scores(times, reference, times, estimate))
+        scores.append(_defined(melody_scores(times, reference, times, estimate), reference))
     average = _averager(data, val_mean)
     return average(scores), best_voicing(activations, references, average)
+
+
+def _defined(scores: dict[str, float], reference: np.ndarray) -> dict[str, float]:
+    """A track's scores with the metrics of voiced frames NaN where it has none (mir_eval says VR 1, RPA 0), so
+    that means over groups with instrumental music alone report the voiced groups' voicing recall and raw pitch."""
+    if (reference > 0).any():
+        return scores
+    return {**scores, "VR": float("nan"), "RPA": float("nan"), "RCA": float("nan")}
 
 
 def selection_oa(scores: dict[str, float], decoding: dict) -> float:
