@@ -14,7 +14,7 @@ from conftest import ROOT, SHARED_DATA, harmonic_tone, write_wav
 from vocal_melody.lab.corpora import mir1k, ssvd
 from vocal_melody.lab.corpora.datasets import read_label, read_manifest
 from vocal_melody.errors import MelodyError
-from vocal_melody.evaluation import group_mean_scores, mean_scores, melody_scores
+from vocal_melody.evaluation import defined_scores, group_mean_scores, mean_scores, melody_scores
 from vocal_melody.labels import hz_to_midi, midi_to_hz
 
 RATE = mir1k.RELEASE_RATE
@@ -189,12 +189,10 @@ def test_group_mean_weighs_each_group_the_same():
 
 
 def test_validation_means_leave_voice_metrics_of_voiceless_tracks_out():
-    from vocal_melody.lab.training.voicing import _defined
-
     times = np.arange(100) * 0.01
     sung, silent = np.full(100, 220.0), np.zeros(100)
-    scores = [_defined(melody_scores(times, sung, times, sung * 2 ** (30 / 1200)), sung),  # 30 cents: still right
-              _defined(melody_scores(times, silent, times, silent), silent)]
+    scores = [defined_scores(melody_scores(times, sung, times, sung * 2 ** (30 / 1200)), sung),  # 30 cents: still right
+              defined_scores(melody_scores(times, silent, times, silent), silent)]
     assert scores[1]["OA"] == 1.0 and np.isnan(scores[1]["VR"]) and np.isnan(scores[1]["RPA"])
     mean = group_mean_scores(scores, ["real", "instrumental"])
     assert mean["VR"] == mean["RPA"] == 1.0 and mean["OA"] == 1.0  # mir_eval: VR 1, RPA 0 for the silent track

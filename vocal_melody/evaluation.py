@@ -55,6 +55,15 @@ def group_mean_scores(per_track: list[dict[str, float]], groups: list[str]) -> d
     return mean_scores([mean_scores(tracks) for tracks in by_group.values()])
 
 
+def defined_scores(scores: dict[str, float], ref_f0: np.ndarray) -> dict[str, float]:
+    """A track's scores with the metrics of voiced frames NaN where its reference has none (mir_eval says VR 1,
+    RPA/RCA 0 there), so that means over tracks or groups (:func:`mean_scores` leaves NaN out) of voiced and
+    instrumental tracks report the voiced tracks' voicing recall and raw pitch."""
+    if (np.asarray(ref_f0) > 0).any():
+        return scores
+    return {**scores, "VR": float("nan"), "RPA": float("nan"), "RCA": float("nan")}
+
+
 def voiced_fraction_scores(est_f0: np.ndarray) -> dict[str, float]:
     """Scores of music without a voice (no label): the share of frames called voiced, as VFA; the rest NaN."""
     return {**{m: float("nan") for m in METRICS}, "VFA": float(np.mean(np.asarray(est_f0) > 0))}

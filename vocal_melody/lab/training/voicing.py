@@ -9,7 +9,7 @@ import numpy as np
 
 from vocal_melody import features
 from vocal_melody.bundle import Decoding, read_bundle, save_bundle
-from vocal_melody.evaluation import group_mean_scores, mean_scores, melody_scores
+from vocal_melody.evaluation import defined_scores, group_mean_scores, mean_scores, melody_scores
 from vocal_melody.inference.decoding import decode
 from vocal_melody.inference.engines import in_batches
 from vocal_melody.inference.extractor import MelodyExtractor
@@ -70,17 +70,9 @@ def validate(model, data: FrameData, mean: np.ndarray, std: np.ndarray,
     for reference, probabilities in zip(references, activations):
         estimate = class_to_f0(np.argmax(probabilities, axis=1))
         times = features.frame_times(len(reference))
-        scores.append(_defined(melody_scores(times, reference, times, estimate), reference))
+        scores.append(defined_scores(melody_scores(times, reference, times, estimate), reference))
     average = _averager(data, val_mean)
     return average(scores), best_voicing(activations, references, average)
-
-
-def _defined(scores: dict[str, float], reference: np.ndarray) -> dict[str, float]:
-    """A track's scores with the metrics of voiced frames NaN where it has none (mir_eval says VR 1, RPA 0), so
-    that means over groups with instrumental music alone report the voiced groups' voicing recall and raw pitch."""
-    if (reference > 0).any():
-        return scores
-    return {**scores, "VR": float("nan"), "RPA": float("nan"), "RCA": float("nan")}
 
 
 def selection_oa(scores: dict[str, float], decoding: dict) -> float:
