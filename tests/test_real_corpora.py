@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -80,6 +81,21 @@ def test_mir1k_ratio_sets_the_voice_level(tmp_path):
     gain = np.linalg.lstsq(np.stack([voice, accompaniment], axis=1), mixed, rcond=None)[0]
     level = 10 * np.log10(np.mean((gain[0] * voice) ** 2) / np.mean((gain[1] * accompaniment) ** 2))
     assert level == pytest.approx(-5.0, abs=0.01)
+
+
+def test_a_folder_claimed_but_empty_takes_new_settings(tmp_path):
+    """A run that failed before its first clip left only corpus.json: other settings may use the folder."""
+    from vocal_melody.lab.synth.real_corpora import SETTINGS_FILE, mir1k_corpus
+
+    _mir1k_clip(tmp_path / "src", "amy_1_01", layout="two files")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / SETTINGS_FILE).write_text('{"corpus": "mir1k", "ratio_db": 3.0}\n')
+    rows = mir1k_corpus(tmp_path / "src", out, ratio_db=-5.0, progress=False)
+    assert [r["ratio_db"] for r in rows] == [-5.0]
+    assert json.loads((out / SETTINGS_FILE).read_text())["ratio_db"] == -5.0
+    with pytest.raises(MelodyError, match="other settings \\(corpus mir1k, ratio_db -5.0\\)"):
+        mir1k_corpus(tmp_path / "src", out, ratio_db=3.0, progress=False)  # now it holds a clip
 
 
 def test_mir1k_command_and_its_refusals(tmp_path):

@@ -37,18 +37,20 @@ SSVD_RATIO_DB = (-5.0, 10.0)
 
 
 def _claim_folder(output_dir: Path, settings: dict) -> None:
-    """Record a folder's settings, or refuse a folder made with others."""
+    """Record a folder's settings, or refuse a folder made with others (unless nothing was made in it yet)."""
     path = output_dir / SETTINGS_FILE
     if path.is_file():
         try:
             before = json.loads(path.read_text())
         except (OSError, ValueError):
             raise MelodyError(f"{path}: not a corpus settings file; use another -o") from None
-        if before != settings:
+        if before == settings:
+            return
+        if any(p.name != SETTINGS_FILE for p in output_dir.iterdir()):
             made_with = ", ".join(f"{k} {v}" for k, v in before.items())
             raise MelodyError(f"{output_dir} holds a corpus made with other settings ({made_with}); "
                               "use another -o, or the same settings to resume")
-        return
+        # nothing made yet (a run that failed before its first clip): the folder takes the new settings
     write_text_atomic(ensure_output_dir(output_dir) / SETTINGS_FILE, json.dumps(settings, indent=1) + "\n")
 
 
