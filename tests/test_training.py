@@ -47,6 +47,28 @@ def test_teacher_lowers_its_loss(tmp_path):
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
 
 
+def test_resume_keeps_the_runs_learning_rate_unless_another_is_given(tmp_path, capsys):
+    """The optimizer's state holds its learning rate: --lr on a resume must still apply, and be recorded."""
+    from vocal_melody.lab.training.loop import DEFAULT_LEARNING_RATE, TrainConfig, Trainer
+
+    mean, std = np.zeros((31, 513), np.float32), np.ones((31, 513), np.float32)
+
+    def trainer(learning_rate):
+        return Trainer(dict(TINY_MODEL), TrainConfig(run_dir=tmp_path / "run", learning_rate=learning_rate), mean,
+                       std)
+
+    assert trainer(None).learning_rate == DEFAULT_LEARNING_RATE
+    first = trainer(3e-4)
+    first.save_checkpoint()
+    kept = trainer(None)
+    assert kept.resume() and kept.learning_rate == 3e-4 and "resumed at" not in capsys.readouterr().err
+    lowered = trainer(1e-4)
+    assert lowered.resume() and lowered.learning_rate == 1e-4
+    assert "resumed at learning rate 0.0001 (the run's was 0.0003)" in capsys.readouterr().err
+    lowered.save_checkpoint()
+    assert read_bundle(tmp_path / "run" / "last.npz").config["training"]["learning_rate"] == 1e-4
+
+
 def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):
     from vocal_melody.lab.training.frames import load_frame_data, supervised_batch
 

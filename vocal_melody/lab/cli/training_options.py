@@ -42,7 +42,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=positive_int, default=10,
                         help="stop after this many epochs without a better validation OA")
     parser.add_argument("--batch-size", type=batch_size, default=32)
-    parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=1e-3)
+    parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float, default=None,
+                        help="Adam's learning rate (default 1e-3; with --resume the run's own, unless given)")
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                         help="adam (the paper's) or plain sgd (an ablation)")
     parser.add_argument("--sigma", type=number(0.0, 20.0), default=1.0,

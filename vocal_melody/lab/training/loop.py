@@ -26,13 +26,17 @@ from vocal_melody.lab.training.losses import melody_loss
 from vocal_melody.lab.training.voicing import selection_oa, validate
 
 
+DEFAULT_LEARNING_RATE = 1e-3
+
+
 @dataclass
 class TrainConfig:
     """Options common to both trainers."""
 
     run_dir: Path
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
+    """None: ``DEFAULT_LEARNING_RATE`` for a new run, the run's own when it resumes."""
     sigma: float = 1.0
     steps_per_epoch: int = 250
     max_epochs: int = 1000
@@ -165,7 +169,7 @@ class Trainer:
             if config.freeze_backbone:
                 freeze_resnet_blocks(self.model)
             optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[config.optimizer]
-            self.model.compile(optimizer=optimizer(config.learning_rate),
+            self.model.compile(optimizer=optimizer(config.learning_rate or DEFAULT_LEARNING_RATE),
                                loss=melody_loss(config.voicing_loss_weight))
             self.model.optimizer.build(self.model.trainable_variables)
         self.log_rows: list[dict] = []
@@ -182,10 +186,11 @@ class Trainer:
         return self.config.run_dir / "best.npz"
 
     def bundle_config(self) -> dict:
+        recorded = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.config).items()
+                    if k != "extra_config"}
+        recorded["learning_rate"] = self.learning_rate  # the one in use (a resume may have changed it)
         return {"model": self.model_args, "features": features.FEATURE_DEFINITION,
-                "training": {**{k: (str(v) if isinstance(v, Path) else v)
-                                for k, v in vars(self.config).items() if k != "extra_config"},
-                             **self.config.extra_config},
+                "training": {**recorded, **self.config.extra_config},
                 "state": vars(self.state), "decoding": self.decoding}
 
     def _log_text(self) -> str:
@@ -200,6 +205,10 @@ class Trainer:
         save_bundle(self.last_path, self.model.get_weights(), self.mean, self.std, self.bundle_config(),
                     self._log_text(), extra=extra)
         write_text_atomic(self.config.run_dir / "log.csv", self._log_text())
+
+    @property
+    def learning_rate(self) -> float:
+        return float(f"{float(np.asarray(self.model.optimizer.learning_rate)):.6g}")  # float32 -> as given
 
     def resume(self) -> bool:
         """Continue from ``last.npz`` if it exists; returns whether it did."""
@@ -222,7 +231,14 @@ class Trainer:
         optimizer_state = [bundle.extra[k] for k in sorted(bundle.extra) if k.startswith("opt_")]
         if optimizer_state and len(optimizer_state) == len(self.model.optimizer.variables):
             for variable, value in zip(self.model.optimizer.variables, optimizer_state):
-                variable.assign(value)
+                variable.assign(value)  # the learning rate too: the run's own, unless --lr gives another
+        elif self.config.learning_rate is None and recorded.get("learning_rate"):
+            self.model.optimizer.learning_rate.assign(float(recorded["learning_rate"]))
+        if self.config.learning_rate is not None and self.config.learning_rate != self.learning_rate:
+            if self.config.progress and self.is_chief:
+                print(f"{self.last_path}: resumed at learning rate {self.config.learning_rate:g} "
+                      f"(the run's was {self.learning_rate:g})", file=sys.stderr)
+            self.model.optimizer.learning_rate.assign(self.config.learning_rate)
         self.state = TrainState(**bundle.config.get("state", {}))
         for key, value in self.config.extra_config.items():  # keep provenance (e.g. --init) across resumes
             if value is None and recorded.get(key) is not None:
