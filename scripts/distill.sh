@@ -2,6 +2,7 @@
 # A smaller capacity (--model small / tiny) distilled from the shipped full model: one command.
 #
 #   bash scripts/distill.sh tiny        # MINUTES=90 per call; rerun (it resumes) until it prints "done"
+#   LR=3e-4 bash scripts/distill.sh tiny  # resume at a lower learning rate (PATIENCE=6 epochs without gain end it)
 #
 # The student has the full model's input, labels and decoding with narrower layers (small: half the
 # filters and LSTM units, tiny: a quarter; vocal_melody.model.CAPACITIES), starts from scratch and learns
@@ -17,6 +18,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=${1:?usage: bash scripts/distill.sh small|tiny}
 MINUTES=${MINUTES:-90}
+PATIENCE=${PATIENCE:-6}
+LR=${LR:-}  # unset: a new run starts at 1e-3, a resumed one keeps its own
 TEACHER=${TEACHER:-vocal_melody/weights/melody_crnn.npz}
 case "$MODEL" in
     small | tiny) ;;
@@ -41,7 +44,7 @@ if [ ! -f "$RUN_DIR/iterations.csv" ]; then
         --labeled $TRAIN --val $VAL --val-mean groups \
         --unlabeled ../shared/data/songs $($PY scripts/screen_music.py data/music --list voice --split train) \
         --pseudo-voicing tuned --run-dir "$RUN_DIR" --mixed-precision bf16 --voicing-loss-weight 1 \
-        --steps-per-epoch 250 --patience 6 --seed 0 --lr 1e-3 --max-minutes "$MINUTES" $RESUME
+        --steps-per-epoch 250 --patience "$PATIENCE" --seed 0 ${LR:+--lr "$LR"} --max-minutes "$MINUTES" $RESUME
 fi
 if [ ! -f "$RUN_DIR/iterations.csv" ]; then
     echo "$RUN_DIR: still training; rerun this script to continue"
