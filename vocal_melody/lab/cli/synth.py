@@ -248,17 +248,28 @@ def run_fetch_music(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_common_options(parser: argparse.ArgumentParser, output_dir: str, quiet: bool = True,
+                        synthesis: bool = False) -> None:
+    """The options every mode shares: its output folder, ``-q`` and a hidden ``--debug``; with ``synthesis`` the
+    output rate and the WORLD-analysis cache too."""
+    if synthesis:
+        parser.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
+        parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
+    parser.add_argument("-o", "--output-dir", default=output_dir, help=f"folder (default: {output_dir}/)")
+    if quiet:
+        parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = OneLineParser(prog=program_name("synth_testset.py"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     modes = parser.add_subparsers(dest="mode", required=True)
-    debug = {"action": "store_true", "help": argparse.SUPPRESS}
 
     demo = modes.add_parser("demo", help="make the demo song and its label")
-    demo.add_argument("-o", "--output-dir", default="audio", help="folder (default: audio/)")
     demo.add_argument("--seed", type=argtypes.seed, default=0)
-    demo.add_argument("--debug", **debug)
+    _add_common_options(demo, "audio", quiet=False)
     demo.set_defaults(run=run_demo)
 
     ana = modes.add_parser("anasyn", help="analysis-synthesis of a vocal stem, remixed (the paper's test sets)")
@@ -276,8 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="transpose the voice by semitones")
     ana.add_argument("--sample-rate", type=argtypes.synth_rate, default=22050)
     ana.add_argument("--name", help="output name prefix (default: the vocal file's name)")
-    ana.add_argument("-o", "--output-dir", default="data/anasyn")
-    ana.add_argument("--debug", **debug)
+    _add_common_options(ana, "data/anasyn", quiet=False)
     ana.set_defaults(run=run_anasyn)
 
     comp = modes.add_parser("compose", help="a labeled training corpus: new melodies sung with real voices")
@@ -305,11 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "otherwise): a voice without a vibrato is still a voice (default 0)")
     comp.add_argument("--splits", nargs="+", choices=SPLITS, help="make only these splits' items "
                       "(the plan, and so every item, stays that of the whole corpus)")
-    comp.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
-    comp.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
-    comp.add_argument("-o", "--output-dir", default="data/synth")
-    comp.add_argument("-q", "--quiet", action="store_true")
-    comp.add_argument("--debug", **debug)
+    _add_common_options(comp, "data/synth", synthesis=True)
     comp.set_defaults(run=run_compose)
 
     orig = modes.add_parser("originals", help="real singing over real music: a split's original voice recordings "
@@ -319,16 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     orig.add_argument("--labels", action="store_true",
                       help="also write each mix's WORLD analysis label (gated harvest f0 of its voice) and a labeled "
                            "manifest: e.g. --split val --labels, a validation set of real singing")
-    orig.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
     _add_vibrato_options(orig, "mixes")
     orig.add_argument("--mixes-per-voice", type=argtypes.integer(1, 100), default=2)
     orig.add_argument("--seed", type=argtypes.seed, default=0)
     orig.add_argument("--voices", nargs="+", help="voice folders (default: ../shared/data/voice and voice_research)")
     orig.add_argument("--no-research", action="store_true", help="leave out research-only voice folders")
-    orig.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
-    orig.add_argument("-o", "--output-dir", default="data/unlabeled_originals")
-    orig.add_argument("-q", "--quiet", action="store_true")
-    orig.add_argument("--debug", **debug)
+    _add_common_options(orig, "data/unlabeled_originals", synthesis=True)
     orig.set_defaults(run=run_originals)
 
     m1k = modes.add_parser("mir1k", help="MIR-1K (real karaoke singing, hand-checked pitch) as a labeled corpus, "
@@ -338,9 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     m1k.add_argument("--ratio-db", type=argtypes.number(-60.0, 60.0), default=None,
                      help="voice-to-accompaniment ratio in dB over the clip (default: the release's mix, their sum)")
     m1k.add_argument("--splits", nargs="+", choices=SPLITS, help="only these splits' singers")
-    m1k.add_argument("-o", "--output-dir", default="data/mir1k")
-    m1k.add_argument("-q", "--quiet", action="store_true")
-    m1k.add_argument("--debug", **debug)
+    _add_common_options(m1k, "data/mir1k")
     m1k.set_defaults(run=run_mir1k)
 
     sv = modes.add_parser("ssvd", help="SSVD sight-singing voices over their split's pool music, labeled by the "
@@ -355,20 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
                     f"(default {NOTE_TOLERANCE_CENTS:g})")
     sv.add_argument("--seed", type=argtypes.seed, default=0)
     sv.add_argument("--workers", type=argtypes.integer(1, 256), default=max(1, (os.cpu_count() or 1)))
-    sv.add_argument("--sample-rate", type=argtypes.synth_rate, default=SYNTH_RATE)
-    sv.add_argument("--cache-dir", default=str(DEFAULT_CACHE_ROOT), help="cache folder (WORLD analyses)")
-    sv.add_argument("-o", "--output-dir", default="data/ssvd")
-    sv.add_argument("-q", "--quiet", action="store_true")
-    sv.add_argument("--debug", **debug)
+    _add_common_options(sv, "data/ssvd", synthesis=True)
     sv.set_defaults(run=run_ssvd)
 
     fetch = modes.add_parser("fetch-music", help="download and extract the real instrumental music pool "
                              "(Debian game-music packages) and write its inventory")
-    fetch.add_argument("-o", "--output-dir", default="data/music")
     fetch.add_argument("--packages", nargs="+", help=f"only these packages (default: all {len(music_pool.PACKAGES)})")
     fetch.add_argument("--deb", nargs="+", default=[], help="use these local .deb files instead of downloading")
-    fetch.add_argument("-q", "--quiet", action="store_true")
-    fetch.add_argument("--debug", **debug)
+    _add_common_options(fetch, "data/music")
     fetch.set_defaults(run=run_fetch_music)
     return parser
 
