@@ -69,6 +69,24 @@ def test_resume_keeps_the_runs_learning_rate_unless_another_is_given(tmp_path, c
     assert read_bundle(tmp_path / "run" / "last.npz").config["training"]["learning_rate"] == 1e-4
 
 
+def test_a_run_stopped_early_goes_on_only_under_a_larger_patience(tmp_path, capsys):
+    from vocal_melody.lab.training.loop import TrainConfig, Trainer
+
+    mean, std = np.zeros((31, 513), np.float32), np.ones((31, 513), np.float32)
+
+    def trainer(patience):
+        return Trainer(dict(TINY_MODEL), TrainConfig(run_dir=tmp_path / "run", patience=patience), mean, std)
+
+    stopped = trainer(3)
+    stopped.state.stale_epochs, stopped.state.finished = 3, True
+    stopped.save_checkpoint()
+    same = trainer(3)
+    assert same.resume() and same.state.finished
+    larger = trainer(5)
+    assert larger.resume() and not larger.state.finished and larger.state.stale_epochs == 3
+    assert "going on under --patience 5" in capsys.readouterr().err
+
+
 def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):
     from vocal_melody.lab.training.frames import load_frame_data, supervised_batch
 

@@ -240,6 +240,12 @@ class Trainer:
                       f"(the run's was {self.learning_rate:g})", file=sys.stderr)
             self.model.optimizer.learning_rate.assign(self.config.learning_rate)
         self.state = TrainState(**bundle.config.get("state", {}))
+        if self.state.finished and self.state.stale_epochs < self.config.patience:
+            # stopped early under a smaller --patience: a larger one asks for more epochs
+            self.state.finished = False
+            if self.config.progress and self.is_chief:
+                print(f"{self.last_path}: had stopped after {self.state.stale_epochs} epochs without a better "
+                      f"validation; going on under --patience {self.config.patience}", file=sys.stderr)
         for key, value in self.config.extra_config.items():  # keep provenance (e.g. --init) across resumes
             if value is None and recorded.get(key) is not None:
                 self.config.extra_config[key] = recorded[key]
