@@ -2,7 +2,8 @@
 # A smaller capacity (--model small / tiny) distilled from the shipped full model: one command.
 #
 #   bash scripts/distill.sh tiny        # MINUTES=90 per call; rerun (it resumes) until it prints "done"
-#   LR=3e-4 bash scripts/distill.sh tiny  # resume at a lower learning rate (PATIENCE=6 epochs without gain end it)
+#   LR=3e-4 PATIENCE=10 bash scripts/distill.sh tiny  # go on at another learning rate or patience (6 epochs
+#                                                     # without gain end a run), after "done" too
 #
 # The student has the full model's input, labels and decoding with narrower layers (small: half the
 # filters and LSTM units, tiny: a quarter; vocal_melody.model.CAPACITIES), starts from scratch and learns
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=${1:?usage: bash scripts/distill.sh small|tiny}
 MINUTES=${MINUTES:-90}
+AGAIN=${LR:-}${PATIENCE:-}  # either given: train on from the last checkpoint, even after "done"
 PATIENCE=${PATIENCE:-6}
 LR=${LR:-}  # unset: a new run starts at 1e-3, a resumed one keeps its own
 TEACHER=${TEACHER:-vocal_melody/weights/melody_crnn.npz}
@@ -37,7 +39,8 @@ bash scripts/real_corpora.sh
 TRAIN="data/mir1k/manifest.csv data/ssvd/manifest.csv data/synth_music/manifest.csv data/instrumental_train/manifest.csv"
 VAL="data/mir1k/manifest.csv data/ssvd/manifest.csv data/synth_music/manifest.csv data/instrumental_val/manifest.csv"
 
-if [ ! -f "$RUN_DIR/iterations.csv" ]; then
+if [ ! -f "$RUN_DIR/iterations.csv" ] || [ -n "$AGAIN" ]; then
+    rm -f "$RUN_DIR/iterations.csv"
     RESUME=$([ -f "$RUN_DIR/iter1/last.npz" ] && echo --resume || true)
     # shellcheck disable=SC2046,SC2086
     $PY train_student.py --teacher "$TEACHER" --setup ns --iterations 1 --init scratch --capacity "$MODEL" \
