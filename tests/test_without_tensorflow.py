@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, make_tone_corpus, save_random_bundle
+
+from vocal_melody.bundle import shipped_models
 
 BLOCK = """
 import sys
@@ -34,14 +37,15 @@ def extract(args: list[str], watched=("tensorflow", "keras")) -> str:
             f"finally:\n    print(any(name in sys.modules for name in {tuple(watched)!r}))\n")
 
 
-def test_the_shipped_weights_extract_the_same_melody_without_tensorflow(tmp_path):
+@pytest.mark.parametrize("model", shipped_models())
+def test_each_shipped_capacity_extracts_the_same_melody_without_tensorflow(model, tmp_path):
     song = str(ROOT / "audio" / "demo_song.wav")
-    blocked = run_blocked(extract(["-p", song, "-o", str(tmp_path / "blocked"), "-q"],
+    blocked = run_blocked(extract(["-p", song, "-o", str(tmp_path / "blocked"), "--model", model, "-q"],
                                   watched=("tensorflow", "keras", "matplotlib")),
                           tmp_path, blocked=("tensorflow", "keras", "matplotlib"))
     assert blocked.returncode == 0, blocked.stderr
     assert blocked.stdout.strip() == "False"  # none imported
-    normal = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", song,
+    normal = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p", song, "--model", model,
                              "-o", str(tmp_path / "normal"), "-q"], capture_output=True, text=True, timeout=600)
     assert normal.returncode == 0, normal.stderr
     name = "pitch_demo_song.wav.txt"
