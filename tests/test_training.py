@@ -85,6 +85,8 @@ def test_a_run_stopped_early_goes_on_only_under_a_larger_patience(tmp_path, caps
     larger = trainer(5)
     assert larger.resume() and not larger.state.finished and larger.state.stale_epochs == 3
     assert "going on under --patience 5" in capsys.readouterr().err
+    kept = trainer(5)  # a student iteration whose best has taught the next stays as it was
+    assert kept.resume(reopen=False) and kept.state.finished
 
 
 def test_batches_are_reproducible_from_seed_epoch_and_step(tmp_path):

@@ -184,7 +184,9 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
         if config is None:
             return 0
         _prepare_on_ray(args, unlabeled, teacher_path)
-        trainer, unlabeled_data = _student(args, config, store, unlabeled, teacher_path, strategy)
+        taught_on = (Path(args.run_dir) / f"iter{iteration + 1}" / "last.npz").exists()  # its best taught the next
+        trainer, unlabeled_data = _student(args, config, store, unlabeled, teacher_path, strategy,
+                                           reopen=not taught_on)
         if not trainer.state.finished and trainer.state.epoch < config.max_epochs:
             make_batch = mixed_batch(labeled_data, unlabeled_data, trainer.mean, trainer.std, args.batch_size,
                                      args.ratio, args.sigma, args.unlabeled_weight, args.seed + iteration,
@@ -225,8 +227,9 @@ def _iteration_config(args: argparse.Namespace, iteration: int, teacher_path: Pa
 
 
 def _student(args: argparse.Namespace, config: TrainConfig, store: StudentData, unlabeled: list,
-             teacher_path: Path, strategy) -> tuple[Trainer, FrameData]:
-    """The iteration's pseudo-labeled data and its student (resumed if the iteration was started)."""
+             teacher_path: Path, strategy, reopen: bool = True) -> tuple[Trainer, FrameData]:
+    """The iteration's pseudo-labeled data and its student (resumed if the iteration was started; ``reopen``:
+    see :meth:`Trainer.resume`)."""
     teacher = load_teacher(teacher_path)
     unlabeled_data = build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
     init = teacher.bundle.weights if args.init == "teacher" else None
@@ -239,7 +242,7 @@ def _student(args: argparse.Namespace, config: TrainConfig, store: StudentData, 
         init = None if model_args != teacher.bundle.model_args else init
     trainer = Trainer(model_args, config, teacher.bundle.mean, teacher.bundle.std, strategy, init)
     if (config.run_dir / "last.npz").exists():
-        trainer.resume()
+        trainer.resume(reopen=reopen)
     return trainer, unlabeled_data
 
 

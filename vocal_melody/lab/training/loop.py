@@ -210,8 +210,12 @@ class Trainer:
     def learning_rate(self) -> float:
         return float(f"{float(np.asarray(self.model.optimizer.learning_rate)):.6g}")  # float32 -> as given
 
-    def resume(self) -> bool:
-        """Continue from ``last.npz`` if it exists; returns whether it did."""
+    def resume(self, reopen: bool = True) -> bool:
+        """Continue from ``last.npz`` if it exists; returns whether it did.
+
+        A run ended by early stopping goes on when ``config.patience`` is now larger than its epochs without
+        gain, unless ``reopen`` is false (a student iteration whose best already taught the next one).
+        """
         if not self.last_path.exists():
             return False
         bundle = read_bundle(self.last_path, expected_features=features.FEATURE_DEFINITION)
@@ -240,7 +244,7 @@ class Trainer:
                       f"(the run's was {self.learning_rate:g})", file=sys.stderr)
             self.model.optimizer.learning_rate.assign(self.config.learning_rate)
         self.state = TrainState(**bundle.config.get("state", {}))
-        if self.state.finished and self.state.stale_epochs < self.config.patience:
+        if reopen and self.state.finished and self.state.stale_epochs < self.config.patience:
             # stopped early under a smaller --patience: a larger one asks for more epochs
             self.state.finished = False
             if self.config.progress and self.is_chief:
