@@ -184,7 +184,7 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
         if config is None:
             return 0
         _prepare_on_ray(args, unlabeled, teacher_path)
-        taught_on = (Path(args.run_dir) / f"iter{iteration + 1}" / "last.npz").exists()  # its best taught the next
+        taught_on = (_iteration_dir(args, iteration + 1) / "last.npz").exists()  # its best taught the next
         trainer, unlabeled_data = _student(args, config, store, unlabeled, teacher_path, strategy,
                                            reopen=not taught_on)
         if not trainer.state.finished and trainer.state.epoch < config.max_epochs:
@@ -207,6 +207,11 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
     return 0
 
 
+def _iteration_dir(args: argparse.Namespace, iteration: int) -> Path:
+    """Where an iteration's student trains (``RUN_DIR/iterN``)."""
+    return Path(args.run_dir) / f"iter{iteration}"
+
+
 def _iteration_config(args: argparse.Namespace, iteration: int, teacher_path: Path, n_unlabeled: int,
                       training_started: float | None) -> TrainConfig | None:
     """An iteration's training options; None when the time budget (per call, as the teacher's) is spent."""
@@ -214,7 +219,7 @@ def _iteration_config(args: argparse.Namespace, iteration: int, teacher_path: Pa
                           teacher=str(teacher_path), unlabeled_files=n_unlabeled, k=args.k,
                           ratio=f"{args.ratio[0]}:{args.ratio[1]}", unlabeled_weight=args.unlabeled_weight,
                           original_rate_quirk=args.original_rate_quirk, pseudo_voicing=args.pseudo_voicing)
-    config.run_dir = Path(args.run_dir) / f"iter{iteration}"
+    config.run_dir = _iteration_dir(args, iteration)
     if args.max_minutes is not None:
         elapsed = 0.0 if training_started is None else (time.monotonic() - training_started) / 60.0
         config.max_minutes = args.max_minutes - elapsed
