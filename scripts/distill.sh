@@ -4,6 +4,9 @@
 #   bash scripts/distill.sh tiny        # MINUTES=90 per call; rerun (it resumes) until it prints "done"
 #   LR=3e-4 PATIENCE=10 bash scripts/distill.sh tiny  # go on at another learning rate or patience (6 epochs
 #                                                     # without gain end a run), after "done" too
+#   SOFT=0.5 INIT=vocal_melody/weights/melody_crnn_tiny.npz bash scripts/distill.sh tiny
+#       # soft targets: each frame's target is SOFT x the teacher's distribution + (1 - SOFT) x the label's;
+#       # a run of its own (runs/distill_tiny_soft), started from INIT (default: scratch)
 #
 # The student has the full model's input, labels and decoding with narrower layers (small: half the
 # filters and LSTM units, tiny: a quarter; vocal_melody.model.CAPACITIES), starts from scratch and learns
@@ -23,12 +26,15 @@ AGAIN=${LR:-}${PATIENCE:-}  # either given: train on from the last checkpoint, e
 PATIENCE=${PATIENCE:-6}
 LR=${LR:-}  # unset: a new run starts at 1e-3, a resumed one keeps its own
 TEACHER=${TEACHER:-vocal_melody/weights/melody_crnn.npz}
+SOFT=${SOFT:-}
+INIT=${INIT:-scratch}
 case "$MODEL" in
     small | tiny) ;;
     *) echo "error: unknown capacity $MODEL (small or tiny)" >&2; exit 2 ;;
 esac
-RUN_DIR=runs/distill_$MODEL
-CARRIED=checkpoints/distill_$MODEL  # a run carried across machines: its last and best bundles, committed
+NAME=distill_$MODEL${SOFT:+_soft}
+RUN_DIR=runs/$NAME
+CARRIED=checkpoints/$NAME  # a run carried across machines: its last and best bundles, committed
 if [ ! -f "$RUN_DIR/iter1/last.npz" ] && [ -f "$CARRIED/last.npz" ]; then
     mkdir -p "$RUN_DIR/iter1"
     cp "$CARRIED/last.npz" "$RUN_DIR/iter1/last.npz"
@@ -43,11 +49,12 @@ if [ ! -f "$RUN_DIR/iterations.csv" ] || [ -n "$AGAIN" ]; then
     rm -f "$RUN_DIR/iterations.csv"
     RESUME=$([ -f "$RUN_DIR/iter1/last.npz" ] && echo --resume || true)
     # shellcheck disable=SC2046,SC2086
-    $PY train_student.py --teacher "$TEACHER" --setup ns --iterations 1 --init scratch --capacity "$MODEL" \
+    $PY train_student.py --teacher "$TEACHER" --setup ns --iterations 1 --init "$INIT" --capacity "$MODEL" \
         --labeled $TRAIN --val $VAL --val-mean groups \
         --unlabeled ../shared/data/songs $($PY scripts/screen_music.py data/music --list voice --split train) \
         --pseudo-voicing tuned --run-dir "$RUN_DIR" --mixed-precision bf16 --voicing-loss-weight 1 \
-        --steps-per-epoch 250 --patience "$PATIENCE" --seed 0 ${LR:+--lr "$LR"} --max-minutes "$MINUTES" $RESUME
+        --steps-per-epoch 250 --patience "$PATIENCE" --seed 0 ${LR:+--lr "$LR"} ${SOFT:+--soft-targets "$SOFT"} \
+        --max-minutes "$MINUTES" $RESUME
 fi
 if [ ! -f "$RUN_DIR/iterations.csv" ]; then
     echo "$RUN_DIR: still training; rerun this script to continue"

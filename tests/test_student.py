@@ -150,3 +150,94 @@ def test_pseudo_labels_follow_the_voicing_rule(corpus, tmp_path):
     for bad in ("soft", 1.5, True):
         with pytest.raises(ValueError, match="pseudo_voicing"):
             StudentData(tmp_path, 1, 0, False, False, pseudo_voicing=bad)
+
+
+def _frame_data(lengths, soft_class, label_class):
+    """FrameData of silent spectrograms labeled ``label_class`` with a teacher sure of ``soft_class``."""
+    from vocal_melody import features
+    from vocal_melody.labels import N_CLASSES
+    from vocal_melody.lab.training.frames import FrameData
+
+    specs = [np.full((n, features.N_BINS), -80.0, np.float32) for n in lengths]
+    classes = [np.full(n, label_class, np.int64) for n in lengths]
+    soft = [np.zeros((n, N_CLASSES), np.float16) for n in lengths]
+    for distribution in soft:
+        distribution[:, soft_class] = 1.0
+    return FrameData([None] * len(lengths), specs, classes, soft)
+
+
+def test_soft_targets_blend_the_teachers_distribution_with_the_label():
+    """``soft_weight`` W: target = W x the teacher's distribution + (1 - W) x the label's, on labeled and pseudo-labeled
+    windows, no voice past a track's end; the windows drawn are those of the hard-label batch."""
+    from vocal_melody import features
+    from vocal_melody.lab.training.student import mixed_batch
+
+    labeled, unlabeled = _frame_data([20], soft_class=100, label_class=50), _frame_data([40], 0, 200)
+    mean, std = np.zeros((31, features.N_BINS), np.float32), np.ones((31, features.N_BINS), np.float32)
+    options = dict(batch_size=4, ratio=(1, 1), sigma=0.0, unlabeled_weight=1.0, seed=3)
+    x, targets, _ = mixed_batch(labeled, unlabeled, mean, std, soft_weight=0.25, **options)(0, 0)
+    x_hard, targets_hard, _ = mixed_batch(labeled, unlabeled, mean, std, **options)(0, 0)
+    np.testing.assert_array_equal(x, x_hard)
+    # labeled rows: 20 frames of the track (label 50, teacher 100), then no voice
+    np.testing.assert_allclose(targets[:2, :20, 50], 0.75)
+    np.testing.assert_allclose(targets[:2, :20, 100], 0.25)
+    np.testing.assert_allclose(targets[:2, 20:, 0], 1.0)
+    # pseudo-labeled rows: pseudo label 200, a teacher sure of no voice
+    np.testing.assert_allclose(targets[2:, :, 200], 0.75)
+    np.testing.assert_allclose(targets[2:, :, 0], 0.25)
+    np.testing.assert_allclose(targets.sum(axis=-1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(targets_hard.argmax(-1)[:2, :20], 50)
+    with pytest.raises(ValueError, match="distributions"):
+        without = type(unlabeled)(unlabeled.tracks, unlabeled.specs, unlabeled.classes)
+        mixed_batch(labeled, without, mean, std, soft_weight=0.5, **options)
+    with pytest.raises(ValueError, match="soft_weight"):
+        mixed_batch(labeled, unlabeled, mean, std, soft_weight=1.5, **options)
+
+
+@pytest.mark.heavy
+def test_a_student_distils_the_teachers_distributions_from_a_bundle_of_its_widths(corpus, tmp_path):
+    """``--soft-targets`` caches the teacher's distribution of each clean file once (ns); ``--init BUNDLE`` starts
+    the student from that bundle; both are recorded in the student's bundle."""
+    from vocal_melody.bundle import read_bundle
+    from vocal_melody.lab.training.student import StudentData, load_teacher
+
+    folder, manifest, teacher = corpus
+    start = save_random_bundle(tmp_path / "start.npz", seed=5)
+    cache = tmp_path / "cache"
+    run = tmp_path / "run"
+    result = run_student("--teacher", teacher, "--setup", "ns", "--labeled", manifest, "--unlabeled",
+                         folder / "corpus" / "val", "--run-dir", run, "--cache-dir", cache, "--soft-targets", "0.5",
+                         "--init", start, "--lr", "1e-9", *TINY)
+    assert result.returncode == 0, result.stderr
+    soft = sorted((cache / "soft").glob("*.npz"))
+    assert len(soft) == 3  # 2 labeled files + 1 unlabeled, each heard clean by the teacher
+    student = read_bundle(run / "iter1" / "last.npz")
+    training = student.config["training"]
+    assert training["soft_targets"] == 0.5 and training["init"] == str(start)
+    first_kernel = student.weights[0]  # a learning rate of 1e-9 keeps the start (batch statistics still move)
+    np.testing.assert_allclose(first_kernel, read_bundle(start).weights[0], atol=1e-5)
+    assert not np.allclose(first_kernel, read_bundle(teacher).weights[0], atol=1e-3)
+    track = type("Track", (), {"audio": sorted((folder / "corpus" / "val").glob("*.wav"))[0]})
+    store = StudentData(cache, 1, 0, False, False)
+    spec = store.features.spectrogram(track.audio)
+    extractor = load_teacher(teacher)
+    from vocal_melody.cache import file_digest
+
+    cached = store.teacher_distributions(extractor, file_digest(teacher), track, "", spec)
+    np.testing.assert_allclose(cached, extractor.activations_from_spectrogram(spec), atol=1e-3)
+
+
+def test_bad_distillation_options(corpus, tmp_path):
+    folder, manifest, teacher = corpus
+    common = ["--teacher", teacher, "--labeled", manifest, "--unlabeled", folder / "corpus" / "val"]
+    missing = run_student(*common, "--init", tmp_path / "none.npz", "--run-dir", tmp_path / "r1")
+    assert missing.returncode == 1 and "--init" in missing.stderr and "no such bundle" in missing.stderr
+    assert "Traceback" not in missing.stderr and not (tmp_path / "r1").exists()
+    weight = run_student(*common, "--soft-targets", "1.5", "--run-dir", tmp_path / "r2")
+    assert weight.returncode == 2 and "--soft-targets" in weight.stderr and "Traceback" not in weight.stderr
+    folder_run = run_student("--teacher", teacher, "--data", tmp_path, "--soft-targets", "0.5",
+                             "--run-dir", tmp_path / "r3")
+    assert folder_run.returncode == 1 and "training folder" in folder_run.stderr
+    other = save_random_bundle(tmp_path / "wide.npz", {"filters": [8, 8, 8, 8], "lstm_units": 8})
+    widths = run_student(*common, "--init", other, "--run-dir", tmp_path / "r4", "--cache-dir", tmp_path / "c", *TINY)
+    assert widths.returncode == 1 and "different model" in widths.stderr and "Traceback" not in widths.stderr

@@ -18,7 +18,9 @@ Each iteration: hard pseudo labels (the teacher's argmax per frame, or with
 student is trained on batches mixing labeled windows (cross-entropy with the
 labels) and unlabeled windows (cross-entropy with the pseudo labels, weighted
 by ``--unlabeled-weight``) in the ratio ``--ratio``; the best student on
-validation OA becomes the teacher of the next iteration.
+validation OA becomes the teacher of the next iteration. ``--soft-targets W``
+distils: each frame's target is W x the teacher's output distribution + (1 - W)
+x the hard label's, on both kinds of window.
 ``RUN_DIR/iterN/best.npz`` and ``RUN_DIR/iterations.csv`` keep every
 iteration. Augmented features are precomputed per track (``--k`` chains per
 track; 1 as in the original) and cached.
@@ -44,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from vocal_melody.bundle import read_bundle
 from vocal_melody.cache import file_digest
 from vocal_melody.cli.argtypes import number, positive_int, voicing_rule
@@ -59,8 +63,8 @@ from vocal_melody.lab.training.distribute import make_strategy
 from vocal_melody.lab.training.folder import ExportSources, export_folder, read_training_folder, training_folder_info
 from vocal_melody.lab.training.frames import FrameData, load_frame_data
 from vocal_melody.lab.training.loop import TrainConfig, Trainer
-from vocal_melody.lab.training.student import (SETUPS, StudentData, build_labeled, build_unlabeled, load_teacher,
-                                           mixed_batch)
+from vocal_melody.lab.training.student import (SETUPS, SoftTeacher, StudentData, build_labeled, build_unlabeled,
+                                               load_teacher, mixed_batch)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -100,7 +104,7 @@ def train_from_folder(args: argparse.Namespace) -> int:
                           original_rate_quirk=info["original_rate_quirk"])
     config.run_dir = Path(args.run_dir) / "iter1"
     strategy = make_strategy(args.gpu_index, args.cpu_devices)
-    init = teacher.weights if args.init == "teacher" else None
+    init = _init_weights(args, teacher, teacher.model_args)
     trainer = Trainer(teacher.model_args, config, teacher.mean, teacher.std, strategy, init)
     if (config.run_dir / "last.npz").exists():
         trainer.resume()
@@ -174,7 +178,9 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
     val = labeled_tracks(validation_sources(args.val, args.labeled), args.val_split, args.label_format)
     val_data = load_frame_data(val, store.features, progress=not args.quiet, desc="val features")
     augmented = SETUPS[args.setup].student_augmented
-    labeled_data = build_labeled(labeled, store, augmented) if labeled and args.ratio[0] else None
+    use_labeled = bool(labeled and args.ratio[0])
+    # soft targets: the labeled views get each iteration's teacher's distributions, below
+    labeled_data = build_labeled(labeled, store, augmented) if use_labeled and not args.soft_targets else None
     summary_rows: list[dict] = []
     training_started = None  # the budget counts training, not the preparation before it
     strategy = make_strategy(args.gpu_index, args.cpu_devices)
@@ -185,12 +191,15 @@ def _train_iterations(args: argparse.Namespace, store: StudentData, unlabeled: l
             return 0
         _prepare_on_ray(args, unlabeled, teacher_path)
         taught_on = (_iteration_dir(args, iteration + 1) / "last.npz").exists()  # its best taught the next
-        trainer, unlabeled_data = _student(args, config, store, unlabeled, teacher_path, strategy,
-                                           reopen=not taught_on)
+        trainer, unlabeled_data, soft_teacher = _student(args, config, store, unlabeled, teacher_path, strategy,
+                                                         reopen=not taught_on)
         if not trainer.state.finished and trainer.state.epoch < config.max_epochs:
+            if soft_teacher is not None and use_labeled:
+                labeled_data = None  # the last iteration's distributions are freed before the new ones load
+                labeled_data = build_labeled(labeled, store, augmented, soft_teacher)
             make_batch = mixed_batch(labeled_data, unlabeled_data, trainer.mean, trainer.std, args.batch_size,
                                      args.ratio, args.sigma, args.unlabeled_weight, args.seed + iteration,
-                                     args.unvoiced_weight)
+                                     args.unvoiced_weight, args.soft_targets)
             training_started = training_started or time.monotonic()
             state = trainer.fit(make_batch, val_data)
             if not (state.finished or state.epoch >= config.max_epochs):
@@ -218,7 +227,9 @@ def _iteration_config(args: argparse.Namespace, iteration: int, teacher_path: Pa
     config = train_config(args, role="student", setup=args.setup, iteration=iteration,
                           teacher=str(teacher_path), unlabeled_files=n_unlabeled, k=args.k,
                           ratio=f"{args.ratio[0]}:{args.ratio[1]}", unlabeled_weight=args.unlabeled_weight,
-                          original_rate_quirk=args.original_rate_quirk, pseudo_voicing=args.pseudo_voicing)
+                          original_rate_quirk=args.original_rate_quirk, pseudo_voicing=args.pseudo_voicing,
+                          **({"soft_targets": args.soft_targets, "init": args.init} if args.soft_targets
+                             or args.init not in ("teacher", "scratch") else {}))
     config.run_dir = _iteration_dir(args, iteration)
     if args.max_minutes is not None:
         elapsed = 0.0 if training_started is None else (time.monotonic() - training_started) / 60.0
@@ -236,19 +247,36 @@ def _student(args: argparse.Namespace, config: TrainConfig, store: StudentData, 
     """The iteration's pseudo-labeled data and its student (resumed if the iteration was started; ``reopen``:
     see :meth:`Trainer.resume`)."""
     teacher = load_teacher(teacher_path)
-    unlabeled_data = build_unlabeled(unlabeled, store, teacher, file_digest(teacher_path), args.setup)
-    init = teacher.bundle.weights if args.init == "teacher" else None
+    teacher_digest = file_digest(teacher_path)
+    unlabeled_data = build_unlabeled(unlabeled, store, teacher, teacher_digest, args.setup,
+                                     soft=bool(args.soft_targets))
     model_args = teacher.bundle.model_args
     if args.filters or args.lstm_units:
         from vocal_melody.model import model_config  # imports TensorFlow
 
         model_args = model_config(tuple(args.filters or model_args["filters"]),
                                   args.lstm_units or model_args["lstm_units"])
-        init = None if model_args != teacher.bundle.model_args else init
+    init = _init_weights(args, teacher.bundle, model_args)
     trainer = Trainer(model_args, config, teacher.bundle.mean, teacher.bundle.std, strategy, init)
     if (config.run_dir / "last.npz").exists():
         trainer.resume(reopen=reopen)
-    return trainer, unlabeled_data
+    soft_teacher = SoftTeacher(teacher, teacher_digest, args.setup) if args.soft_targets else None
+    return trainer, unlabeled_data, soft_teacher
+
+
+def _init_weights(args: argparse.Namespace, teacher, model_args: dict) -> list | None:
+    """The student's first weights: the teacher's (when it has the student's widths), none, or ``--init``'s bundle."""
+    if args.init == "scratch":
+        return None
+    if args.init == "teacher":
+        return teacher.weights if model_args == teacher.model_args else None
+    bundle = read_bundle(args.init)
+    if bundle.model_args != model_args:
+        raise MelodyError(f"--init {args.init} is a different model {bundle.model_args}; the student is {model_args}")
+    if not (np.array_equal(bundle.mean, teacher.mean) and np.array_equal(bundle.std, teacher.std)):
+        raise MelodyError(f"--init {args.init} was trained on other normalisation statistics than the teacher's "
+                          f"{args.teacher}; the student inputs are normalised by the teacher's")
+    return bundle.weights
 
 
 
@@ -293,8 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=positive_int, default=1, help="augmentation chains per track")
     parser.add_argument("--original-rate-quirk", action="store_true",
                         help="augment as the original did (sox told 8 kHz audio is 44.1 kHz)")
-    parser.add_argument("--init", choices=["teacher", "scratch"], default="teacher",
-                        help="start the student from the teacher's weights (default) or from scratch")
+    parser.add_argument("--init", default="teacher", metavar="teacher|scratch|BUNDLE",
+                        help="start the student from the teacher's weights (default), from scratch, or from a "
+                             "bundle of the student's widths (e.g. a shipped capacity, to distil it further)")
+    parser.add_argument("--soft-targets", type=number(0.0, 1.0), default=0.0, metavar="W",
+                        help="distillation: each frame's target is W x the teacher's output distribution + (1 - W) "
+                             "x the label's (ground truth or pseudo label); 0 (default): labels alone")
     parser.add_argument("--filters", type=filters_list, default=None, help="student width (default: the teacher's)")
     parser.add_argument("--lstm-units", type=positive_int, default=None)
     parser.add_argument("--capacity", choices=["full", "small", "tiny"], default=None,
@@ -307,14 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def check_options(args: argparse.Namespace) -> None:
+    """Option combinations that cannot work, refused before any run folder is made; sets a capacity's widths."""
     if not Path(args.teacher).exists():
         raise MelodyError(f"teacher bundle {args.teacher} not found")
     if args.data and (args.export or args.prepare_only or args.labeled or args.unlabeled or args.unlabeled_manifest):
         raise MelodyError("--data trains on a training folder alone: leave out --labeled, --unlabeled, "
                           "--unlabeled-manifest, --export and --prepare-only")
+    if args.data and args.soft_targets:
+        raise MelodyError("--soft-targets needs the teacher's distributions, which a training folder does not hold: "
+                          "train from --labeled and --unlabeled")
     if args.data and args.iterations > 1:
         raise MelodyError("--data holds one teacher's pseudo labels: one iteration (export the next "
                           "iteration's folder with the new teacher)")
@@ -330,11 +364,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         filters, args.lstm_units = CAPACITIES[args.capacity]
         args.filters = list(filters)
-    if args.freeze_backbone and (args.init == "scratch" or args.filters or args.lstm_units):
-        raise MelodyError("--freeze-backbone keeps the teacher's ResNet blocks: leave out --init scratch, "
+    if args.init not in ("teacher", "scratch"):
+        if not Path(args.init).is_file():
+            raise MelodyError(f"--init {args.init}: no such bundle (teacher, scratch or a weights bundle .npz)")
+        read_bundle(args.init)  # a broken bundle fails now, not after the pseudo labels
+    if args.freeze_backbone and (args.init != "teacher" or args.filters or args.lstm_units):
+        raise MelodyError("--freeze-backbone keeps the teacher's ResNet blocks: leave out --init, "
                           "--filters and --lstm-units")
     if Path(args.teacher).is_dir():
         raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    check_options(args)
     if args.export:
         if args.prepare_only or args.resume or args.iterations > 1:
             raise MelodyError("--export writes one iteration's training folder: leave out --prepare-only, "

@@ -13,7 +13,7 @@ import numpy as np
 from vocal_melody import features
 from vocal_melody.lab.corpora.datasets import FeatureCache, LabeledTrack, frame_classes
 from vocal_melody.errors import MelodyError
-from vocal_melody.labels import target_distributions
+from vocal_melody.labels import N_CLASSES, target_distributions
 
 
 W = features.WINDOW_FRAMES
@@ -21,11 +21,13 @@ W = features.WINDOW_FRAMES
 
 @dataclass
 class FrameData:
-    """Spectrograms and frame classes of tracks (classes None for unlabeled audio)."""
+    """Spectrograms and frame classes of tracks (classes None for unlabeled audio); ``soft``: a teacher's
+    distribution per frame (n_frames, 442) of each track, for distillation."""
 
     tracks: list[LabeledTrack]
     specs: list[np.ndarray]
     classes: list[np.ndarray | None]
+    soft: list[np.ndarray] | None = None
 
     @property
     def n_frames(self) -> np.ndarray:
@@ -87,19 +89,27 @@ def _window(spec: np.ndarray, start: int) -> np.ndarray:
 
 
 def sample_windows(data: FrameData, batch_size: int, rng: np.random.Generator,
-                   classes_override: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``batch_size`` random windows (tracks chosen in proportion to length): (x dB, class indices)."""
+                   classes_override: list[np.ndarray] | None = None, with_soft: bool = False) -> tuple:
+    """``batch_size`` random windows (tracks chosen in proportion to length): (x dB, class indices), and with
+    ``with_soft`` the windows of ``data.soft`` (frames past a track's end: no voice), drawn from the same numbers."""
     lengths = data.n_frames
     chosen = rng.choice(len(lengths), size=batch_size, p=lengths / lengths.sum())
     x = np.empty((batch_size, W, features.N_BINS), np.float32)
     y = np.zeros((batch_size, W), np.int64)
+    soft = None
+    if with_soft:
+        soft = np.zeros((batch_size, W, N_CLASSES), np.float16)
+        soft[..., 0] = 1.0
     labels = classes_override if classes_override is not None else data.classes
     for row, index in enumerate(chosen):
         start = int(rng.integers(0, max(1, lengths[index] - W + 1)))
         x[row] = _window(data.specs[index], start)
         track_classes = labels[index][start:start + W]
         y[row, :len(track_classes)] = track_classes
-    return x, y
+        if soft is not None:
+            track_soft = data.soft[index][start:start + W]
+            soft[row, :len(track_soft)] = track_soft
+    return (x, y, soft) if with_soft else (x, y)
 
 
 def supervised_batch(data: FrameData, mean: np.ndarray, std: np.ndarray, batch_size: int, sigma: float,
