@@ -108,7 +108,7 @@ class StudentData:
 
     def teacher_distributions(self, teacher, teacher_digest: str, track, description: str,
                               spec: np.ndarray) -> np.ndarray:
-        """The teacher's softmax per frame (n_frames, 442) for one view of a track, float16, cached by teacher and view."""
+        """The teacher's softmax per frame (n_frames, 442) of one view of a track, float16, cached by teacher, view."""
         key = cache_key("soft", teacher_digest, self.features.key(track.audio, description))
         entry = self.soft.load(key)
         if entry is not None:
