@@ -270,13 +270,22 @@ def _init_weights(args: argparse.Namespace, teacher, model_args: dict) -> list |
         return None
     if args.init == "teacher":
         return teacher.weights if model_args == teacher.model_args else None
-    bundle = read_bundle(args.init)
-    if bundle.model_args != model_args:
-        raise MelodyError(f"--init {args.init} is a different model {bundle.model_args}; the student is {model_args}")
+    return read_bundle(args.init).weights  # its widths and normalisation: checked by check_options
+
+
+def _check_init_bundle(args: argparse.Namespace) -> None:
+    """An ``--init`` bundle must have the student's widths and the teacher's normalisation (checked before any
+    pseudo label is computed)."""
+    if not Path(args.init).is_file():
+        raise MelodyError(f"--init {args.init}: no such bundle (teacher, scratch or a weights bundle .npz)")
+    bundle, teacher = read_bundle(args.init), read_bundle(args.teacher)
+    student = {"filters": list(args.filters or teacher.model_args["filters"]),
+               "lstm_units": args.lstm_units or teacher.model_args["lstm_units"]}
+    if bundle.model_args != student:
+        raise MelodyError(f"--init {args.init} is a different model {bundle.model_args}; the student is {student}")
     if not (np.array_equal(bundle.mean, teacher.mean) and np.array_equal(bundle.std, teacher.std)):
         raise MelodyError(f"--init {args.init} was trained on other normalisation statistics than the teacher's "
                           f"{args.teacher}; the student inputs are normalised by the teacher's")
-    return bundle.weights
 
 
 
@@ -343,6 +352,8 @@ def check_options(args: argparse.Namespace) -> None:
     """Option combinations that cannot work, refused before any run folder is made; sets a capacity's widths."""
     if not Path(args.teacher).exists():
         raise MelodyError(f"teacher bundle {args.teacher} not found")
+    if Path(args.teacher).is_dir():
+        raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
     if args.data and (args.export or args.prepare_only or args.labeled or args.unlabeled or args.unlabeled_manifest):
         raise MelodyError("--data trains on a training folder alone: leave out --labeled, --unlabeled, "
                           "--unlabeled-manifest, --export and --prepare-only")
@@ -365,14 +376,10 @@ def check_options(args: argparse.Namespace) -> None:
         filters, args.lstm_units = CAPACITIES[args.capacity]
         args.filters = list(filters)
     if args.init not in ("teacher", "scratch"):
-        if not Path(args.init).is_file():
-            raise MelodyError(f"--init {args.init}: no such bundle (teacher, scratch or a weights bundle .npz)")
-        read_bundle(args.init)  # a broken bundle fails now, not after the pseudo labels
+        _check_init_bundle(args)
     if args.freeze_backbone and (args.init != "teacher" or args.filters or args.lstm_units):
         raise MelodyError("--freeze-backbone keeps the teacher's ResNet blocks: leave out --init, "
                           "--filters and --lstm-units")
-    if Path(args.teacher).is_dir():
-        raise MelodyError(f"teacher bundle {args.teacher} is a folder, expected a .npz weights bundle")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
