@@ -107,12 +107,14 @@ class StudentData:
         return classes
 
     def teacher_distributions(self, teacher, teacher_digest: str, track, description: str,
-                              spec: np.ndarray) -> np.ndarray:
-        """The teacher's softmax per frame (n_frames, 442) of one view of a track, float16, cached by teacher, view."""
+                              spec: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
+        """The teacher's softmax per frame (n_frames, 442) of one view of a track, float16, cached by teacher, view
+        (``spec`` may be a function giving the view's spectrogram, read only when the cache lacks the entry)."""
         key = cache_key("soft", teacher_digest, self.features.key(track.audio, description))
         entry = self.soft.load(key)
         if entry is not None:
             return entry["distributions"]
+        spec = spec() if callable(spec) else spec
         distributions = teacher.activations_from_spectrogram(spec).astype(np.float16)  # half the memory; 1e-3 exact
         self.soft.save(key, {"distributions": distributions})
         return distributions
@@ -130,7 +132,7 @@ class SoftTeacher:
         """The teacher's distributions for each of the student's views (the clean view's when it hears clean audio)."""
         if not SETUPS[self.setup].teacher_augmented:
             clean = store.teacher_distributions(self.extractor, self.digest, track, "",
-                                                store.features.spectrogram(track.audio))
+                                                lambda: store.features.spectrogram(track.audio))
             return [clean] * len(student_views)
         return [store.teacher_distributions(self.extractor, self.digest, track, description, spec)
                 for description, spec in student_views]
