@@ -14,7 +14,9 @@ extracts a 60-minute file once, for its peak memory (``--skip-60``: not). A capa
 not ship is timed with random weights of its widths (speed does not depend on the weights' values; such a
 bundle has no int8 model). ``--peers`` (default: the installed ones of ``bench/peers.py``'s defaults) times
 each peer the same way, as a process that writes the tool's 10 ms format.
-The first line names the CPU and its vector units.
+The first line names the CPU and its vector units. ``--max-isa AVX2`` runs our engines on the CPU's AVX2
+code paths only (oneDNN's ``ONEDNN_MAX_CPU_ISA``, which OpenVINO's kernels obey): an estimate of an AVX2-only
+CPU of the same core, not a measurement of one; Melodia and the peers run as they are.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def timed(command: list[str]) -> tuple[float, float]:
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one process run to completion.
 
     The peak is the kernel's high-water mark of the process's resident memory (VmHWM, reset at exec,
@@ -114,7 +116,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     read every 20 ms while it runs.
     """
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak = 0.0
     while process.poll() is None:
         value = _peak_rss_mb(process.pid)
@@ -126,10 +128,11 @@ def timed(command: list[str]) -> tuple[float, float]:
     return wall, peak
 
 
-def measure(command: list[str], runs: int, warm_up: bool = True) -> tuple[float, float, list[float]]:
+def measure(command: list[str], runs: int, warm_up: bool = True,
+            env: dict[str, str] | None = None) -> tuple[float, float, list[float]]:
     if warm_up:
-        timed(command)  # OS caches, the OpenVINO model cache
-    results = [timed(command) for _ in range(runs)]
+        timed(command, env)  # OS caches, the OpenVINO model cache
+    results = [timed(command, env) for _ in range(runs)]
     walls = [w for w, _ in results]
     return statistics.median(walls), max(r for _, r in results), walls
 
@@ -175,8 +178,15 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-60", action="store_true", help="skip the 60-minute memory runs")
     parser.add_argument("--peers", nargs="*", default=None, help="peers of bench/peers.py to time too "
                         "(default: the installed defaults; --peers with no name: none)")
+    parser.add_argument("--max-isa", choices=["AVX2", "AVX512_CORE", "AVX512_CORE_VNNI"], default=None,
+                        help="cap our engines' instruction set (oneDNN's ONEDNN_MAX_CPU_ISA); default: the CPU's")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        os.environ.pop(variable, None)
+    uncapped = dict(os.environ)  # Melodia and the peers (Spleeter's TensorFlow uses oneDNN too)
+    if args.max_isa:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_isa  # this process's engine and our extraction processes
     if args.weights:
         candidates = [(args.weights.stem, args.weights, "given")]
     else:
@@ -187,7 +197,7 @@ def main(argv=None) -> int:
     rows, speeds = [], []
     with tempfile.TemporaryDirectory() as out:
         melodia = [python, "-c", MELODIA_SCRIPT, str(song), str(Path(out) / "melodia.txt")]
-        mel_wall, mel_rss, mel_walls = measure(melodia, args.runs)
+        mel_wall, mel_rss, mel_walls = measure(melodia, args.runs, env=uncapped)
         rows.append(("Melodia (essentia)", "10 min", mel_wall, mel_rss, mel_walls))
         for model, weights, origin in candidates:
             for engine in args.engines:
@@ -210,9 +220,10 @@ def main(argv=None) -> int:
             if peer not in peers.PEERS or peers.missing_package(peer):
                 raise SystemExit(f"error: peer {peer}: unknown or not installed (bash install.sh --peers)")
             command = [python, str(ROOT / "bench" / "peers.py"), peer, str(song), str(Path(out) / "peer.txt")]
-            wall, rss, walls = measure(command, args.runs)
+            wall, rss, walls = measure(command, args.runs, env=uncapped)
             rows.append((peer, "10 min", wall, rss, walls))
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_description()}" + (f"; our engines capped at {args.max_isa} (ONEDNN_MAX_CPU_ISA)"
+                                          if args.max_isa else ""))
     print(f"input: {song.name} (600 s, MP3 44.1 kHz stereo)" + ("" if long_song is None else f" and {long_song.name}"))
     print("| command | input | wall s (median) | runs | real-time factor | peak RSS MB | / Melodia |")
     print("|---|---|---|---|---|---|---|")

@@ -75,3 +75,27 @@ def test_unvoiced_pitch_writes_negative_guesses_and_keeps_voiced_frames(tmp_path
     mirex_scores = melody_scores(ref_times, ref_f0, times, mirex)
     assert mirex_scores["OA"] == pytest.approx(plain_scores["OA"]) and mirex_scores["VR"] == plain_scores["VR"]
     assert mirex_scores["RPA"] >= plain_scores["RPA"]
+
+
+@pytest.mark.skipif(not (ROOT / "vocal_melody" / "weights" / "melody_crnn_tiny.int8").exists(), reason="no tiny int8")
+def test_int8_engine_runs_under_an_avx2_cap_as_without(tmp_path):
+    """oneDNN capped at AVX2 (bench/speed.py --max-isa): float layers fall back from bf16 to f32, the same melody."""
+    import os
+    import sys
+
+    import numpy as np
+
+    from vocal_melody.formats.readers import read_f0
+
+    outputs = {}
+    for name, cap in (("capped", "AVX2"), ("uncapped", "")):
+        env = dict(os.environ, ONEDNN_MAX_CPU_ISA=cap)
+        result = subprocess.run([sys.executable, str(ROOT / "melodyExtraction_NS.py"), "-p",
+                                 str(ROOT / "audio" / "demo_song.wav"), "-o", str(tmp_path / name), "-q",
+                                 "--model", "tiny", "--engine", "int8"], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = read_f0(tmp_path / name / "pitch_demo_song.wav.txt")[1]
+    capped, uncapped = outputs["capped"], outputs["uncapped"]
+    assert np.mean((capped > 0) == (uncapped > 0)) >= 0.99
+    both = (capped > 0) & (uncapped > 0)
+    assert np.mean(np.abs(1200 * np.log2(capped[both] / uncapped[both])) < 50) >= 0.99

@@ -6,10 +6,10 @@ per-frame softmax ``(n, 31, 442)`` float32.
 - ``openvino``: the Keras model exported as a TF SavedModel and converted
   with ``openvino.convert_model``, compiled for the CPU with
   ``INFERENCE_PRECISION_HINT=bf16`` where the CPU has bf16 units (AMX or
-  AVX512-BF16), else f32. The converted model is cached in the user's cache
-  folder (``$XDG_CACHE_HOME/vocal-melody/openvino/<digest>/``, by default under
-  ``~/.cache``), keyed by the bundle's content: only the first run imports
-  TensorFlow; later runs load the cached model without it.
+  AVX512-BF16) and oneDNN may use them (``ONEDNN_MAX_CPU_ISA``), else f32.
+  The converted model is cached in the user's cache folder
+  (``$XDG_CACHE_HOME/vocal-melody/openvino/<digest>/``, by default under ``~/.cache``),
+  keyed by the bundle's content: only the first run imports TensorFlow; later runs load the cached model without it.
 - ``int8``: the bundle's int8-quantized OpenVINO model (3x3 convolutions in
   int8, see :mod:`vocal_melody.inference.quantize`), shipped beside the bundle as
   ``<bundle>.int8/`` and used only when made from exactly that bundle.
@@ -218,11 +218,29 @@ class OpenVINOEngine:
         return np.asarray(result[self.compiled.output(0)], dtype=np.float32)
 
 
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+"""oneDNN's instruction-set cap, which OpenVINO's kernels obey and its capability list does not."""
+
+
+def isa_cap() -> str | None:
+    """The instruction set oneDNN is capped at (e.g. ``AVX2``), or None when it may use all of the CPU's."""
+    for variable in ISA_CAP_VARIABLES:
+        value = os.environ.get(variable, "").strip().upper()
+        if value and value not in ("ALL", "DEFAULT"):
+            return value
+    return None
+
+
 def cpu_capabilities() -> list[str]:
-    """OpenVINO's optimisation capabilities of this CPU (e.g. FP32, BF16, INT8)."""
+    """OpenVINO's optimisation capabilities of this CPU (e.g. FP32, BF16, INT8), less bf16 under an ISA cap
+    without it (OpenVINO would pick bf16 kernels the cap forbids, and the LSTM fails to compile)."""
     import openvino
 
-    return list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    capabilities = list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    cap = isa_cap()
+    if cap is not None and not any(unit in cap for unit in ("BF16", "AMX", "AVX10", "FP16")):
+        capabilities = [c for c in capabilities if c != "BF16"]
+    return capabilities
 
 
 def make_engine(bundle: Bundle, name: str = "auto") -> Engine:
