@@ -7,6 +7,9 @@
 #   SOFT=0.5 INIT=vocal_melody/weights/melody_crnn_tiny.npz bash scripts/distill.sh tiny
 #       # soft targets: each frame's target is SOFT x the teacher's distribution + (1 - SOFT) x the label's;
 #       # a run of its own (runs/distill_tiny_soft), started from INIT (default: scratch)
+#   EXTRA="data/mir1k_m5/manifest.csv" TAG=loud INIT=... bash scripts/distill.sh tiny
+#       # more labeled corpora (their training splits to learn, their validation splits as more validation
+#       # groups), in a run of its own (runs/distill_tiny_loud)
 #
 # The student has the full model's input, labels and decoding with narrower layers (small: half the
 # filters and LSTM units, tiny: a quarter; vocal_melody.model.CAPACITIES), starts from scratch and learns
@@ -32,7 +35,9 @@ case "$MODEL" in
     small | tiny) ;;
     *) echo "error: unknown capacity $MODEL (small or tiny)" >&2; exit 2 ;;
 esac
-NAME=distill_$MODEL${SOFT:+_soft}
+EXTRA=${EXTRA:-}
+TAG=${TAG:-}
+NAME=distill_$MODEL${SOFT:+_soft}${TAG:+_$TAG}
 RUN_DIR=runs/$NAME
 CARRIED=checkpoints/$NAME  # a run carried across machines: its last and best bundles, committed
 if [ ! -f "$RUN_DIR/iter1/last.npz" ] && [ -f "$CARRIED/last.npz" ]; then
@@ -44,6 +49,7 @@ fi
 bash scripts/real_corpora.sh
 TRAIN="data/mir1k/manifest.csv data/ssvd/manifest.csv data/synth_music/manifest.csv data/instrumental_train/manifest.csv"
 VAL="data/mir1k/manifest.csv data/ssvd/manifest.csv data/synth_music/manifest.csv data/instrumental_val/manifest.csv"
+if [ -n "$EXTRA" ]; then TRAIN="$TRAIN $EXTRA"; VAL="$VAL $EXTRA"; fi
 
 if [ ! -f "$RUN_DIR/iterations.csv" ] || [ -n "$AGAIN" ]; then
     rm -f "$RUN_DIR/iterations.csv"

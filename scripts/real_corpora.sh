@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The corpora of the real-singing runs (docs/experiments/2026-12-03-real-singing.md), each made once:
 # the music pool, MIR-1K and SSVD mixes (train and val singers), the synthesized corpus over pool music,
-# instrumental music of the training packages (labeled unvoiced) and of the validation packages.
+# instrumental music of the training packages (labeled unvoiced) and of the validation packages, and MIR-1K
+# train and val singers mixed 5 dB under their accompaniment (the loud-accompaniment run's extra corpus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -14,3 +15,4 @@ PY=${PY:-.venv/bin/python}
     --music data/music --instrumental-share 1 --splits train -o data/instrumental_train
 [ -f data/instrumental_val/manifest.csv ] || $PY synth_testset.py compose --minutes 150 --seed 21 \
     --music data/music --instrumental-share 1 --splits val -o data/instrumental_val
+[ -f data/mir1k_m5/manifest.csv ] || $PY synth_testset.py mir1k --ratio-db -5 --splits train val -o data/mir1k_m5
