@@ -105,8 +105,9 @@ def changed(base, changes):
 
 
 def snapshot(root, skip=("cache",)):
-    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).parts[0] not in skip}
+    """Every file's bytes and every folder (None) under root: an empty folder left behind counts too."""
+    return {p.relative_to(root): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))
+            if p.relative_to(root).parts[0] not in skip}
 
 
 def refuse(main, argv, files, message, root, values, capsys, *, nothing_left=True):
@@ -422,6 +423,7 @@ STUDENT_SITUATIONS = [  # (case, options changed, files, message)
     ("no-validation", {"--labeled": None}, {}, "validation data needed"),
     ("labeled-folder-without-val", {"--labeled": "{corpus_dir}/train"}, {}, "has no validation split"),
     ("missing-labeled", {"--labeled": "{tmp}/none.csv"}, {}, "not found"),
+    ("missing-val", {"--val": "{tmp}/none.csv"}, {}, "manifest"),
     ("run-exists", {}, {"run/iter1/last.npz": b"x"}, "--resume"),
     ("resume-nothing", {"--resume": FLAG}, {}, "nothing to resume"),
     ("run-dir-under-a-file", {"--run-dir": "{tmp}/file/run"}, {"file": "x"}, "cannot create output folder"),

@@ -93,18 +93,36 @@ def csv_text(rows: Iterable[dict], fields: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
+_MADE_DIRS: list[Path] = []  # folders ensure_output_dir created, so a command that fails can take them back
+
+
 def ensure_output_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and check that files can be written in it."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise MelodyError(f"output folder {path} is a file, not a folder")
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise MelodyError(f"cannot create output folder {path}: {error.strerror}") from error
+    _MADE_DIRS.extend(reversed(missing))
     if not os.access(path, os.W_OK | os.X_OK):
         raise MelodyError(f"output folder {path} is not writable")
     return path
+
+
+def forget_made_dirs() -> None:
+    """Start a new command: the folders made so far are no longer its own."""
+    _MADE_DIRS.clear()
+
+
+def remove_made_dirs_left_empty() -> None:
+    """Remove the folders ensure_output_dir made that are still empty (a failed command leaves no empty folder)."""
+    for folder in reversed(_MADE_DIRS):
+        with contextlib.suppress(OSError):  # not empty, or gone: leave it
+            folder.rmdir()
+    _MADE_DIRS.clear()
 
 
 def check_output_file(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> Path:

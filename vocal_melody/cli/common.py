@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from vocal_melody.errors import MelodyError, one_line
+from vocal_melody.fileio import forget_made_dirs, remove_made_dirs_left_empty
 
 EXTRA_OF_MODULE = {"keras": "tf", "tensorflow": "tf", "sox": "training", "pyworld": "synthesis", "mido": "synthesis",
                    "jax": "jax", "ray": "ray", "openvino": "openvino", "nncf": "quantize", "essentia": "benchmarks"}
@@ -32,6 +33,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     """Run ``main(argv)`` and exit with its code; one-line errors unless ``--debug``."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    forget_made_dirs()
     try:
         code = main(args)
     except MelodyError as error:
@@ -56,6 +58,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         print(f"error: unexpected {type(error).__name__}: {one_line(error)} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
         code = 1
+    if code not in (0, 130):  # an interrupted run keeps its folders for --resume
+        remove_made_dirs_left_empty()
     sys.exit(code)
 
 
